@@ -49,6 +49,13 @@ public:
   virtual const Tensor& backward(const Tensor& dy) = 0;
 
   virtual std::vector<Parameter*> parameters() { return {}; }
+
+  // For a layer that ends in softmax (Dense or Activation with activation "softmax"): the
+  // pre-softmax values of the last forward, so the loss can fuse softmax with cross-entropy
+  // (stable, and dL/dlogits = p - onehot); nullptr for every other layer.
+  virtual const Tensor* softmax_logits() const { return nullptr; }
+  // Backward given dL/dlogits instead of dL/dy; only for layers whose softmax_logits() is set.
+  virtual const Tensor& backward_from_logits(const Tensor& dlogits) { return backward(dlogits); }
   virtual LayerConfig config() const = 0;
 
   bool built() const { return built_; }
