@@ -1,0 +1,413 @@
+#include "bnlab/kernels/batchnorm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "kernels/batchnorm_loops.hpp"
+
+namespace bnlab::kernels {
+namespace {
+
+// Channels are processed in blocks of this many: per-channel scratch lives on the stack (no
+// allocation), and the row-order loops keep one block's float accumulators in L1.
+constexpr std::int64_t block_channels = 256;
+// Upper bound of groups * block width, the number of partial sums held at once.
+constexpr std::int64_t max_partials = 2048;
+// Below this many elements a parallel region costs more than it saves (the seed MLP's 32x300).
+constexpr std::int64_t parallel_threshold = std::int64_t{1} << 15;
+// The pivot is the mean of the first few values of a channel; moments about it stay free of
+// cancellation while (mean - pivot)^2 <= pivot_tolerance * variance, else a second pass
+// re-centres on the first mean (see docs/batchnorm.md, "Numerics").
+constexpr std::int64_t pivot_samples = 16;
+constexpr double pivot_tolerance = 16.0;
+
+// How a call is split into tasks. Everything here follows from the shape alone, never from
+// the thread count, so the order of every floating-point addition is fixed by the shape.
+struct Plan {
+  std::int64_t N, C, S, m;
+  bool row_order;      // NC, NHWC: channel innermost
+  std::int64_t rows;   // N*S rows of C floats (row order)
+  std::int64_t groups; // reduction groups per channel: row ranges (row order) or sample ranges (NCHW)
+  bool parallel;
+
+  explicit Plan(const BatchNormShape& shape)
+      : N(shape.batch), C(shape.channels), S(shape.spatial), m(shape.batch * shape.spatial),
+        row_order(shape.layout != Layout::NCHW), rows(shape.batch * shape.spatial) {
+    if (row_order) {
+      groups = std::clamp<std::int64_t>(rows / 512, 1, 8);
+    } else {
+      // Few channels cannot feed the threads; split their samples into groups instead.
+      groups = std::clamp<std::int64_t>(std::min<std::int64_t>(N, (16 + C - 1) / C), 1, 16);
+    }
+    parallel = shape.size() >= parallel_threshold;
+  }
+
+  std::int64_t range_begin(std::int64_t extent, std::int64_t g) const { return extent * g / groups; }
+
+  // The index of a channel's i-th value in traversal order (used to pick the pivot).
+  std::int64_t element(std::int64_t c, std::int64_t i) const {
+    if (row_order) return i * C + c;
+    return ((i / S) * C + c) * S + i % S;
+  }
+};
+
+void check_shape(const BatchNormShape& shape, const char* who) {
+  if (shape.layout != Layout::NC && shape.layout != Layout::NCHW && shape.layout != Layout::NHWC)
+    throw std::invalid_argument(fmt::format("{}: layout {} is not one of NC, NCHW, NHWC", who, to_string(shape.layout)));
+  if (shape.batch < 0 || shape.channels < 0 || shape.spatial < 0)
+    throw std::invalid_argument(fmt::format("{}: negative dimension (N={}, C={}, H*W={})", who, shape.batch,
+                                            shape.channels, shape.spatial));
+  if (shape.batch == 0 || shape.channels == 0 || shape.spatial == 0)
+    throw std::invalid_argument(fmt::format("{}: input is empty (N={}, C={}, H*W={})", who, shape.batch,
+                                            shape.channels, shape.spatial));
+  if (shape.layout == Layout::NC && shape.spatial != 1)
+    throw std::invalid_argument(fmt::format("{}: layout NC has no spatial extent, got H*W={}", who, shape.spatial));
+}
+
+void check_epsilon(float epsilon, const char* who) {
+  if (!(epsilon > 0.0f) || !std::isfinite(epsilon))
+    throw std::invalid_argument(fmt::format("{}: epsilon must be a finite value > 0, got {}", who, epsilon));
+}
+
+void check_pointer(const void* p, const char* name, const char* who) {
+  if (!p) throw std::invalid_argument(fmt::format("{}: {} is null", who, name));
+}
+
+void check_training_count(const BatchNormShape& shape, const char* who) {
+  if (shape.count_per_channel() < 2)
+    throw std::invalid_argument(fmt::format(
+        "{}: expected more than 1 value per channel when training, got N={} with H*W={} (input of {} values per "
+        "channel): the batch variance of a single value is undefined; use a batch of at least 2 or inference mode",
+        who, shape.batch, shape.spatial, shape.count_per_channel()));
+}
+
+// Sums two per-channel quantities over a channel block [c0, c0 + width) in the plan's fixed
+// order: each (group, channel) task adds into its own partial, and the partials are added in
+// group order. rows_task(r0, r1, a, b) covers rows [r0, r1) of every channel of the block;
+// plane_task(n, c, a, b) one (sample, channel) plane.
+template <class RowsTask, class PlaneTask>
+void reduce_block(const Plan& plan, std::int64_t width, double* total_a, double* total_b, RowsTask rows_task,
+                  PlaneTask plane_task) {
+  double partial_a[max_partials], partial_b[max_partials];
+  const std::int64_t G = plan.groups, count = G * width;
+  std::fill(partial_a, partial_a + count, 0.0);
+  std::fill(partial_b, partial_b + count, 0.0);
+  if (plan.row_order) {
+#pragma omp parallel for schedule(static) if (plan.parallel)
+    for (std::int64_t g = 0; g < G; ++g)
+      rows_task(plan.range_begin(plan.rows, g), plan.range_begin(plan.rows, g + 1), partial_a + g * width,
+                partial_b + g * width);
+  } else {
+#pragma omp parallel for schedule(static) if (plan.parallel)
+    for (std::int64_t t = 0; t < count; ++t) {
+      const std::int64_t c = t / G, g = t % G;
+      for (std::int64_t n = plan.range_begin(plan.N, g); n < plan.range_begin(plan.N, g + 1); ++n)
+        plane_task(n, c, partial_a[g * width + c], partial_b[g * width + c]);
+    }
+  }
+  for (std::int64_t c = 0; c < width; ++c) {
+    double a = 0.0, b = 0.0;
+    for (std::int64_t g = 0; g < G; ++g) {
+      a += partial_a[g * width + c];
+      b += partial_b[g * width + c];
+    }
+    total_a[c] = a;
+    total_b[c] = b;
+  }
+}
+
+void block_moments(const Plan& plan, const float* x, std::int64_t c0, std::int64_t width, const float* pivot,
+                   double* sum, double* sum_sq) {
+  reduce_block(
+      plan, width, sum, sum_sq,
+      [&](std::int64_t r0, std::int64_t r1, double* a, double* b) {
+        loops::moments_rows(x + r0 * plan.C + c0, r1 - r0, plan.C, width, pivot, a, b);
+      },
+      [&](std::int64_t n, std::int64_t c, double& a, double& b) {
+        loops::moments_contiguous(x + (n * plan.C + c0 + c) * plan.S, plan.S, pivot[c], a, b);
+      });
+}
+
+// Elementwise passes: any split gives the same bits, so split for balance alone.
+template <class RowsTask, class PlaneTask>
+void for_each_block_part(const Plan& plan, std::int64_t width, RowsTask rows_task, PlaneTask plane_task) {
+  if (plan.row_order) {
+    constexpr std::int64_t rows_per_task = 64;
+    const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
+#pragma omp parallel for schedule(static) if (plan.parallel)
+    for (std::int64_t t = 0; t < tasks; ++t)
+      rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task));
+  } else {
+    const std::int64_t tasks = plan.N * width;
+#pragma omp parallel for schedule(static) if (plan.parallel)
+    for (std::int64_t t = 0; t < tasks; ++t) plane_task(t / width, t % width);
+  }
+}
+
+float value_or(const float* p, std::int64_t i, float fallback) { return p ? p[i] : fallback; }
+
+}  // namespace
+
+void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma, const float* beta,
+                                float epsilon, float* y, float* saved_mean, float* saved_inv_std,
+                                float* batch_variance, FusedActivation activation) {
+  constexpr const char* who = "batchnorm_forward_training";
+  check_shape(shape, who);
+  check_epsilon(epsilon, who);
+  check_training_count(shape, who);
+  check_pointer(x, "x", who);
+  check_pointer(y, "y", who);
+  check_pointer(saved_mean, "saved_mean", who);
+  check_pointer(saved_inv_std, "saved_inv_std", who);
+  const Plan plan(shape);
+  const bool relu = activation == FusedActivation::relu;
+  const double m = static_cast<double>(plan.m);
+
+  for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
+    const std::int64_t width = std::min(block_channels, plan.C - c0);
+    float pivot[block_channels], centered_mean[block_channels], scale[block_channels], shift[block_channels];
+    double sum[block_channels], sum_sq[block_channels];
+
+    const std::int64_t samples = std::min(pivot_samples, plan.m);
+    for (std::int64_t c = 0; c < width; ++c) {
+      float s = 0.0f;
+      for (std::int64_t i = 0; i < samples; ++i) s += x[plan.element(c0 + c, i)];
+      pivot[c] = s / static_cast<float>(samples);
+    }
+    block_moments(plan, x, c0, width, pivot, sum, sum_sq);
+
+    // A pivot far from the mean (measured in standard deviations) would make the variance a
+    // difference of two large numbers: centre on the first estimate and sum again.
+    bool recentre = false;
+    for (std::int64_t c = 0; c < width; ++c) {
+      const double d = sum[c] / m, var = sum_sq[c] / m - d * d;
+      if (std::isfinite(d) && d * d > pivot_tolerance * var) {
+        pivot[c] = static_cast<float>(pivot[c] + d);
+        recentre = true;
+      }
+    }
+    if (recentre) block_moments(plan, x, c0, width, pivot, sum, sum_sq);
+
+    for (std::int64_t c = 0; c < width; ++c) {
+      const double d = sum[c] / m;
+      const double var = std::max(sum_sq[c] / m - d * d, 0.0);  // NaN passes through max
+      const double inv_std = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
+      saved_mean[c0 + c] = static_cast<float>(pivot[c] + d);
+      saved_inv_std[c0 + c] = static_cast<float>(inv_std);
+      if (batch_variance) batch_variance[c0 + c] = static_cast<float>(var);
+      centered_mean[c] = static_cast<float>(d);
+      scale[c] = static_cast<float>(value_or(gamma, c0 + c, 1.0f) * inv_std);
+      shift[c] = value_or(beta, c0 + c, 0.0f);
+    }
+
+    for_each_block_part(
+        plan, width,
+        [&](std::int64_t r0, std::int64_t r1) {
+          const std::int64_t offset = r0 * plan.C + c0;
+          loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, centered_mean, scale, shift,
+                                relu);
+        },
+        [&](std::int64_t n, std::int64_t c) {
+          const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
+          loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], centered_mean[c], scale[c], shift[c],
+                                      relu);
+        });
+  }
+}
+
+void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, const float* mean,
+                                 const float* variance, const float* gamma, const float* beta, float epsilon, float* y,
+                                 FusedActivation activation) {
+  constexpr const char* who = "batchnorm_forward_inference";
+  check_shape(shape, who);
+  check_epsilon(epsilon, who);
+  check_pointer(x, "x", who);
+  check_pointer(y, "y", who);
+  check_pointer(mean, "mean", who);
+  check_pointer(variance, "variance", who);
+  const Plan plan(shape);
+  const bool relu = activation == FusedActivation::relu;
+
+  for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
+    const std::int64_t width = std::min(block_channels, plan.C - c0);
+    float pivot[block_channels], zero[block_channels], scale[block_channels], shift[block_channels];
+    for (std::int64_t c = 0; c < width; ++c) {
+      pivot[c] = mean[c0 + c];
+      zero[c] = 0.0f;
+      const double inv_std = 1.0 / std::sqrt(static_cast<double>(variance[c0 + c]) + epsilon);
+      scale[c] = static_cast<float>(value_or(gamma, c0 + c, 1.0f) * inv_std);
+      shift[c] = value_or(beta, c0 + c, 0.0f);
+    }
+    for_each_block_part(
+        plan, width,
+        [&](std::int64_t r0, std::int64_t r1) {
+          const std::int64_t offset = r0 * plan.C + c0;
+          loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, zero, scale, shift, relu);
+        },
+        [&](std::int64_t n, std::int64_t c) {
+          const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
+          loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], 0.0f, scale[c], shift[c], relu);
+        });
+  }
+}
+
+namespace {
+
+// The backward of both forwards: per block, the sums of dy' and dy' * (x - mean), then
+// dx = dy' * a + (x - mean) * b + c with per-channel a, b, c from `coefficients`.
+template <class Coefficients>
+void backward_common(const char* who, const BatchNormShape& shape, const float* x, const float* dy,
+                     const float* gamma, const float* beta, const float* mean, const float* inv_std_in,
+                     const float* variance, float epsilon, float* dx, float* dgamma, float* dbeta,
+                     FusedActivation activation, bool need_sums, Coefficients coefficients) {
+  check_pointer(x, "x", who);
+  check_pointer(dy, "dy", who);
+  check_pointer(dx, "dx", who);
+  const Plan plan(shape);
+  const bool relu = activation == FusedActivation::relu;
+  need_sums = need_sums || dgamma || dbeta;
+
+  for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
+    const std::int64_t width = std::min(block_channels, plan.C - c0);
+    float mean_b[block_channels], scale[block_channels], shift[block_channels];
+    float a[block_channels], b[block_channels], c_term[block_channels];
+    double inv_std[block_channels], sum_dy[block_channels], sum_dy_xc[block_channels];
+    for (std::int64_t c = 0; c < width; ++c) {
+      mean_b[c] = mean[c0 + c];
+      inv_std[c] = inv_std_in ? static_cast<double>(inv_std_in[c0 + c])
+                              : 1.0 / std::sqrt(static_cast<double>(variance[c0 + c]) + epsilon);
+      scale[c] = static_cast<float>(value_or(gamma, c0 + c, 1.0f) * inv_std[c]);
+      shift[c] = value_or(beta, c0 + c, 0.0f);
+    }
+    if (need_sums) {
+      reduce_block(
+          plan, width, sum_dy, sum_dy_xc,
+          [&](std::int64_t r0, std::int64_t r1, double* pa, double* pb) {
+            const std::int64_t offset = r0 * plan.C + c0;
+            loops::grad_sums_rows(x + offset, dy + offset, r1 - r0, plan.C, width, mean_b, scale, shift, relu, pa,
+                                  pb);
+          },
+          [&](std::int64_t n, std::int64_t c, double& pa, double& pb) {
+            const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
+            loops::grad_sums_contiguous(x + offset, dy + offset, plan.S, mean_b[c], scale[c], shift[c], relu, pa,
+                                        pb);
+          });
+    } else {
+      std::fill(sum_dy, sum_dy + width, 0.0);
+      std::fill(sum_dy_xc, sum_dy_xc + width, 0.0);
+    }
+    for (std::int64_t c = 0; c < width; ++c) {
+      if (dbeta) dbeta[c0 + c] = static_cast<float>(sum_dy[c]);
+      if (dgamma) dgamma[c0 + c] = static_cast<float>(sum_dy_xc[c] * inv_std[c]);
+      double ca, cb, cc;
+      coefficients(static_cast<double>(value_or(gamma, c0 + c, 1.0f)), inv_std[c], sum_dy[c], sum_dy_xc[c],
+                   static_cast<double>(plan.m), ca, cb, cc);
+      a[c] = static_cast<float>(ca);
+      b[c] = static_cast<float>(cb);
+      c_term[c] = static_cast<float>(cc);
+    }
+    for_each_block_part(
+        plan, width,
+        [&](std::int64_t r0, std::int64_t r1) {
+          const std::int64_t offset = r0 * plan.C + c0;
+          loops::grad_input_rows(x + offset, dy + offset, dx + offset, r1 - r0, plan.C, width, mean_b, a, b, c_term,
+                                 scale, shift, relu);
+        },
+        [&](std::int64_t n, std::int64_t c) {
+          const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
+          loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, mean_b[c], a[c], b[c], c_term[c],
+                                       scale[c], shift[c], relu);
+        });
+  }
+}
+
+}  // namespace
+
+void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
+                        const float* beta, const float* saved_mean, const float* saved_inv_std, float* dx,
+                        float* dgamma, float* dbeta, FusedActivation activation) {
+  constexpr const char* who = "batchnorm_backward";
+  check_shape(shape, who);
+  check_training_count(shape, who);
+  check_pointer(saved_mean, "saved_mean", who);
+  check_pointer(saved_inv_std, "saved_inv_std", who);
+  backward_common(who, shape, x, dy, gamma, beta, saved_mean, saved_inv_std, nullptr, 1.0f, dx, dgamma, dbeta,
+                  activation, true,
+                  [](double g, double inv_std, double sum_dy, double sum_dy_xc, double m, double& a, double& b,
+                     double& c) {
+                    a = g * inv_std;
+                    b = -g * inv_std * inv_std * inv_std * sum_dy_xc / m;
+                    c = -g * inv_std * sum_dy / m;
+                  });
+}
+
+void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy, const float* mean,
+                                  const float* variance, const float* gamma, const float* beta, float epsilon,
+                                  float* dx, float* dgamma, float* dbeta, FusedActivation activation) {
+  constexpr const char* who = "batchnorm_backward_inference";
+  check_shape(shape, who);
+  check_epsilon(epsilon, who);
+  check_pointer(mean, "mean", who);
+  check_pointer(variance, "variance", who);
+  backward_common(who, shape, x, dy, gamma, beta, mean, nullptr, variance, epsilon, dx, dgamma, dbeta, activation,
+                  false, [](double g, double inv_std, double, double, double, double& a, double& b, double& c) {
+                    a = g * inv_std;
+                    b = 0.0;
+                    c = 0.0;
+                  });
+}
+
+namespace {
+void check_momentum(float momentum, const char* who) {
+  if (!(momentum >= 0.0f && momentum <= 1.0f))
+    throw std::invalid_argument(fmt::format("{}: momentum must be in [0, 1], got {}", who, momentum));
+}
+void check_channels(std::int64_t channels, const char* who) {
+  if (channels <= 0) throw std::invalid_argument(fmt::format("{}: channels must be > 0, got {}", who, channels));
+}
+}  // namespace
+
+void update_moving_statistics_keras(std::int64_t channels, const float* batch_mean, const float* batch_variance,
+                                    float momentum, float* moving_mean, float* moving_variance) {
+  constexpr const char* who = "update_moving_statistics_keras";
+  check_channels(channels, who);
+  check_momentum(momentum, who);
+  check_pointer(batch_mean, "batch_mean", who);
+  check_pointer(batch_variance, "batch_variance", who);
+  check_pointer(moving_mean, "moving_mean", who);
+  check_pointer(moving_variance, "moving_variance", who);
+  for (std::int64_t c = 0; c < channels; ++c) {
+    moving_mean[c] = moving_mean[c] * momentum + batch_mean[c] * (1.0f - momentum);
+    moving_variance[c] = moving_variance[c] * momentum + batch_variance[c] * (1.0f - momentum);
+  }
+}
+
+void update_running_statistics_pytorch(std::int64_t channels, std::int64_t count_per_channel,
+                                       const float* batch_mean, const float* batch_variance,
+                                       std::optional<float> momentum, std::int64_t num_batches_tracked,
+                                       float* running_mean, float* running_var) {
+  constexpr const char* who = "update_running_statistics_pytorch";
+  check_channels(channels, who);
+  if (count_per_channel < 2)
+    throw std::invalid_argument(fmt::format(
+        "{}: the unbiased variance needs more than 1 value per channel, got {}", who, count_per_channel));
+  if (momentum) check_momentum(*momentum, who);
+  if (!momentum && num_batches_tracked < 1)
+    throw std::invalid_argument(fmt::format(
+        "{}: a cumulative average (momentum None) needs num_batches_tracked >= 1, got {}", who, num_batches_tracked));
+  check_pointer(batch_mean, "batch_mean", who);
+  check_pointer(batch_variance, "batch_variance", who);
+  check_pointer(running_mean, "running_mean", who);
+  check_pointer(running_var, "running_var", who);
+  const double factor = momentum ? static_cast<double>(*momentum) : 1.0 / static_cast<double>(num_batches_tracked);
+  const double bessel = static_cast<double>(count_per_channel) / static_cast<double>(count_per_channel - 1);
+  for (std::int64_t c = 0; c < channels; ++c) {
+    running_mean[c] = static_cast<float>((1.0 - factor) * running_mean[c] + factor * batch_mean[c]);
+    running_var[c] = static_cast<float>((1.0 - factor) * running_var[c] + factor * batch_variance[c] * bessel);
+  }
+}
+
+}  // namespace bnlab::kernels

@@ -1,0 +1,273 @@
+#include "kernels/batchnorm_loops.hpp"
+
+#include "kernels/simd.hpp"
+
+namespace bnlab::kernels::loops {
+namespace {
+
+using simd::f32x16;
+using simd::f64x8;
+
+// Float lanes absorb this many vectors before they are folded into double: short enough that
+// float rounding stays near one ulp of a partial sum, long enough that folding costs little.
+constexpr int steps_per_fold = 16;
+// Rows of the row-order loops accumulated in float before the fold into double.
+constexpr std::int64_t rows_per_fold = 16;
+
+// ReLU that lets NaN through, as torch.relu does: only a value known to be negative becomes 0.
+BNLAB_INLINE float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
+// The backward mask: dy passes where the forward's output was positive.
+BNLAB_INLINE float relu_mask(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+
+BNLAB_MULTIVERSION void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum,
+                                                double& sum_sq) {
+  const f32x16 p = simd::broadcast(pivot);
+  f64x8 s_low{}, s_high{}, q_low{}, q_high{};
+  std::int64_t i = 0;
+  while (i + simd::lanes <= len) {
+    f32x16 s{}, q{};
+    for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
+      const f32x16 d = simd::load(x + i) - p;
+      s += d;
+      q += d * d;
+    }
+    simd::widen_add(s, s_low, s_high);
+    simd::widen_add(q, q_low, q_high);
+  }
+  double total = simd::sum_lanes(s_low, s_high), total_sq = simd::sum_lanes(q_low, q_high);
+  for (; i < len; ++i) {
+    const float d = x[i] - pivot;
+    total += d;
+    total_sq += d * d;
+  }
+  sum += total;
+  sum_sq += total_sq;
+}
+
+BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
+                                          std::int64_t width, const float* pivot, double* sum, double* sum_sq) {
+  constexpr std::int64_t max_width = 256;
+  float s[max_width], q[max_width];
+  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
+    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
+    for (std::int64_t c = 0; c < width; ++c) s[c] = q[c] = 0.0f;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* row = x + r * row_stride;
+      for (std::int64_t c = 0; c < width; ++c) {
+        const float d = row[c] - pivot[c];
+        s[c] += d;
+        q[c] += d * d;
+      }
+    }
+    for (std::int64_t c = 0; c < width; ++c) {
+      sum[c] += s[c];
+      sum_sq[c] += q[c];
+    }
+  }
+}
+
+template <bool relu>
+BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64_t len, float pivot,
+                                            float centered_mean, float scale, float shift) {
+  for (std::int64_t i = 0; i < len; ++i) {
+    const float v = ((x[i] - pivot) - centered_mean) * scale + shift;
+    y[i] = relu ? relu_keep_nan(v) : v;
+  }
+}
+
+BNLAB_MULTIVERSION void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot,
+                                                  float centered_mean, float scale, float shift, bool relu) {
+  if (relu)
+    normalize_contiguous_body<true>(x, y, len, pivot, centered_mean, scale, shift);
+  else
+    normalize_contiguous_body<false>(x, y, len, pivot, centered_mean, scale, shift);
+}
+
+template <bool relu>
+BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
+                                      std::int64_t width, const float* pivot, const float* centered_mean,
+                                      const float* scale, const float* shift) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * row_stride;
+    float* out = y + r * row_stride;
+    for (std::int64_t c = 0; c < width; ++c) {
+      const float v = ((in[c] - pivot[c]) - centered_mean[c]) * scale[c] + shift[c];
+      out[c] = relu ? relu_keep_nan(v) : v;
+    }
+  }
+}
+
+BNLAB_MULTIVERSION void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
+                                            std::int64_t width, const float* pivot, const float* centered_mean,
+                                            const float* scale, const float* shift, bool relu) {
+  if (relu)
+    normalize_rows_body<true>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
+  else
+    normalize_rows_body<false>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
+}
+
+template <bool relu>
+BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std::int64_t len, float mean,
+                                            float scale, float shift, double& sum_dy, double& sum_dy_xc) {
+  const f32x16 m = simd::broadcast(mean), sc = simd::broadcast(scale), sh = simd::broadcast(shift);
+  f64x8 a_low{}, a_high{}, b_low{}, b_high{};
+  std::int64_t i = 0;
+  while (i + simd::lanes <= len) {
+    f32x16 a{}, b{};
+    for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
+      const f32x16 xc = simd::load(x + i) - m;
+      f32x16 g = simd::load(dy + i);
+      if constexpr (relu) g = (xc * sc + sh > 0.0f) ? g : f32x16{};
+      a += g;
+      b += g * xc;
+    }
+    simd::widen_add(a, a_low, a_high);
+    simd::widen_add(b, b_low, b_high);
+  }
+  double total_a = simd::sum_lanes(a_low, a_high), total_b = simd::sum_lanes(b_low, b_high);
+  for (; i < len; ++i) {
+    const float xc = x[i] - mean;
+    const float g = relu ? relu_mask(xc * scale + shift, dy[i]) : dy[i];
+    total_a += g;
+    total_b += g * xc;
+  }
+  sum_dy += total_a;
+  sum_dy_xc += total_b;
+}
+
+BNLAB_MULTIVERSION void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len, float mean,
+                                                  float scale, float shift, bool relu, double& sum_dy,
+                                                  double& sum_dy_xc) {
+  if (relu)
+    grad_sums_contiguous_body<true>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc);
+  else
+    grad_sums_contiguous_body<false>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc);
+}
+
+template <bool relu>
+BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
+                                      std::int64_t width, const float* mean, const float* scale, const float* shift,
+                                      double* sum_dy, double* sum_dy_xc) {
+  constexpr std::int64_t max_width = 256;
+  float a[max_width], b[max_width];
+  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
+    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
+    for (std::int64_t c = 0; c < width; ++c) a[c] = b[c] = 0.0f;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * row_stride;
+      const float* dyr = dy + r * row_stride;
+      for (std::int64_t c = 0; c < width; ++c) {
+        const float xc = xr[c] - mean[c];
+        const float g = relu ? relu_mask(xc * scale[c] + shift[c], dyr[c]) : dyr[c];
+        a[c] += g;
+        b[c] += g * xc;
+      }
+    }
+    for (std::int64_t c = 0; c < width; ++c) {
+      sum_dy[c] += a[c];
+      sum_dy_xc[c] += b[c];
+    }
+  }
+}
+
+BNLAB_MULTIVERSION void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows,
+                                            std::int64_t row_stride, std::int64_t width, const float* mean,
+                                            const float* scale, const float* shift, bool relu, double* sum_dy,
+                                            double* sum_dy_xc) {
+  if (relu)
+    grad_sums_rows_body<true>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc);
+  else
+    grad_sums_rows_body<false>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc);
+}
+
+template <bool relu>
+BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, float* dx, std::int64_t len,
+                                             float mean, float a, float b, float c, float scale, float shift) {
+  for (std::int64_t i = 0; i < len; ++i) {
+    const float xc = x[i] - mean;
+    const float g = relu ? relu_mask(xc * scale + shift, dy[i]) : dy[i];
+    dx[i] = g * a + xc * b + c;
+  }
+}
+
+BNLAB_MULTIVERSION void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len,
+                                                   float mean, float a, float b, float c, float scale, float shift,
+                                                   bool relu) {
+  if (relu)
+    grad_input_contiguous_body<true>(x, dy, dx, len, mean, a, b, c, scale, shift);
+  else
+    grad_input_contiguous_body<false>(x, dy, dx, len, mean, a, b, c, scale, shift);
+}
+
+template <bool relu>
+BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
+                                       std::int64_t row_stride, std::int64_t width, const float* mean,
+                                       const float* a, const float* b, const float* c, const float* scale,
+                                       const float* shift) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * row_stride;
+    const float* dyr = dy + r * row_stride;
+    float* dxr = dx + r * row_stride;
+    for (std::int64_t k = 0; k < width; ++k) {
+      const float xc = xr[k] - mean[k];
+      const float g = relu ? relu_mask(xc * scale[k] + shift[k], dyr[k]) : dyr[k];
+      dxr[k] = g * a[k] + xc * b[k] + c[k];
+    }
+  }
+}
+
+BNLAB_MULTIVERSION void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows,
+                                             std::int64_t row_stride, std::int64_t width, const float* mean,
+                                             const float* a, const float* b, const float* c, const float* scale,
+                                             const float* shift, bool relu) {
+  if (relu)
+    grad_input_rows_body<true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+  else
+    grad_input_rows_body<false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+}
+
+}  // namespace
+
+void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq) {
+  moments_contiguous_impl(x, len, pivot, sum, sum_sq);
+}
+void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                  const float* pivot, double* sum, double* sum_sq) {
+  moments_rows_impl(x, rows, row_stride, width, pivot, sum, sum_sq);
+}
+void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
+                          float shift, bool relu) {
+  normalize_contiguous_impl(x, y, len, pivot, centered_mean, scale, shift, relu);
+}
+void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                    const float* pivot, const float* centered_mean, const float* scale, const float* shift,
+                    bool relu) {
+  normalize_rows_impl(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift, relu);
+}
+void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
+                          bool relu, double& sum_dy, double& sum_dy_xc) {
+  grad_sums_contiguous_impl(x, dy, len, mean, scale, shift, relu, sum_dy, sum_dy_xc);
+}
+void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
+                    std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
+                    double* sum_dy, double* sum_dy_xc) {
+  grad_sums_rows_impl(x, dy, rows, row_stride, width, mean, scale, shift, relu, sum_dy, sum_dy_xc);
+}
+void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a,
+                           float b, float c, float scale, float shift, bool relu) {
+  grad_input_contiguous_impl(x, dy, dx, len, mean, a, b, c, scale, shift, relu);
+}
+void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
+                     std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
+                     const float* scale, const float* shift, bool relu) {
+  grad_input_rows_impl(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, relu);
+}
+
+const char* selected_instruction_set() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return "avx512f";
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+  return "x86-64";
+}
+
+}  // namespace bnlab::kernels::loops

@@ -1,0 +1,52 @@
+#pragma once
+// The inner loops of the BatchNorm kernels, one per (pass, memory order). The public functions
+// in batchnorm.cpp validate, split the work into tasks and combine partial sums; these loops
+// touch the data. Each is compiled once per vector width (AVX-512, AVX2, baseline x86-64) and
+// chosen at load time (GCC function multi-versioning, src/kernels/simd.hpp).
+//
+// Two memory orders cover the three layouts:
+//   contiguous: one (n, c) plane of an NCHW tensor, len = H*W floats of one channel
+//   rows:       NC and NHWC, `rows` rows of `row_stride` floats; the loop covers `width`
+//               channels starting at the pointer it is given (a channel block)
+//
+// Determinism: a reduction over a contiguous plane uses 16 float lanes whatever the vector
+// width (a 16-lane vector type that the compiler splits into 1, 2 or 4 registers), folded into
+// double every 16 steps and across lanes in lane order; a reduction over rows is per channel,
+// so vectorizing across channels does not change any channel's order of additions.
+
+#include <cstdint>
+
+namespace bnlab::kernels::loops {
+
+// Moments about a pivot: sum += sum(x - pivot), sum_sq += sum((x - pivot)^2).
+void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq);
+void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                  const float* pivot, double* sum, double* sum_sq);
+
+// y = act(((x - pivot) - centered_mean) * scale + shift). Subtracting the pivot first keeps
+// the float32 result exact when the mean is large against the spread (mean 1e4, std 0.1).
+void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean,
+                          float scale, float shift, bool relu);
+void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                    const float* pivot, const float* centered_mean, const float* scale, const float* shift,
+                    bool relu);
+
+// Backward sums: sum_dy += sum(dy'), sum_dy_xc += sum(dy' * (x - mean)), where dy' is dy masked
+// by (x - mean) * scale + shift > 0 when relu is set.
+void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale,
+                          float shift, bool relu, double& sum_dy, double& sum_dy_xc);
+void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
+                    std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
+                    double* sum_dy, double* sum_dy_xc);
+
+// dx = dy' * a + (x - mean) * b + c  (dy' as above; scale and shift only serve the mask).
+void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean,
+                           float a, float b, float c, float scale, float shift, bool relu);
+void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
+                     std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
+                     const float* scale, const float* shift, bool relu);
+
+// The widest instruction set the loops run with on this CPU: "avx512f", "avx2" or "x86-64".
+const char* selected_instruction_set();
+
+}  // namespace bnlab::kernels::loops

@@ -1,0 +1,52 @@
+#pragma once
+// Run-time choice of vector width without -march=native: a function marked BNLAB_MULTIVERSION
+// is compiled for AVX-512, AVX2 and baseline x86-64, and the dynamic loader binds the widest
+// one the CPU supports (GCC's target_clones, resolved through an ifunc once per process).
+// The kernels compute the same bits in every version: they use a 16-lane vector type for
+// reductions (split by the compiler into however many registers the width has), and
+// -ffp-contract=off keeps FMA from changing the rounding in the wider versions only.
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(BNLAB_NO_MULTIVERSION)
+#define BNLAB_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BNLAB_MULTIVERSION
+#endif
+
+// The helpers below pass 64-byte vectors by value; they are always inlined, so the ABI note
+// GCC gives for such signatures (-Wpsabi) concerns calls that never happen.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#define BNLAB_INLINE inline __attribute__((always_inline))
+
+namespace bnlab::simd {
+
+constexpr int lanes = 16;
+using f32x16 = float __attribute__((vector_size(64)));
+using f64x8 = double __attribute__((vector_size(64)));
+
+BNLAB_INLINE f32x16 load(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+BNLAB_INLINE f32x16 broadcast(float value) { return f32x16{} + value; }
+
+// Adds the 16 float lanes into two 8-lane double accumulators (lanes 0-7 and 8-15).
+BNLAB_INLINE void widen_add(f32x16 v, f64x8& low, f64x8& high) {
+  low += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), f64x8);
+  high += __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), f64x8);
+}
+
+// Lane order, fixed: 0, 1, ..., 15.
+BNLAB_INLINE double sum_lanes(f64x8 low, f64x8 high) {
+  double total = 0.0;
+  for (int i = 0; i < 8; ++i) total += low[i];
+  for (int i = 0; i < 8; ++i) total += high[i];
+  return total;
+}
+
+}  // namespace bnlab::simd
