@@ -1,0 +1,84 @@
+#include "bnlab/kernels/loss.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace bnlab::kernels {
+
+namespace {
+
+void check_dims(std::int64_t rows, std::int64_t classes, const char* caller) {
+  if (rows < 1) throw std::invalid_argument(fmt::format("{}: rows is {}, expected >= 1", caller, rows));
+  if (classes < 1) throw std::invalid_argument(fmt::format("{}: classes is {}, expected >= 1", caller, classes));
+}
+
+}  // namespace
+
+void check_labels(std::int64_t rows, std::int64_t classes, const std::int32_t* labels, const char* caller) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    if (labels[r] < 0 || labels[r] >= classes)
+      throw std::invalid_argument(
+          fmt::format("{}: label {} at row {} is outside [0, {}) (classes)", caller, labels[r], r, classes));
+}
+
+float softmax_cross_entropy_forward(std::int64_t rows, std::int64_t classes, const float* logits,
+                                    const std::int32_t* labels, float* probabilities, float* sample_losses) {
+  check_dims(rows, classes, "softmax_cross_entropy_forward");
+  check_labels(rows, classes, labels, "softmax_cross_entropy_forward");
+#pragma omp parallel for schedule(static) if (rows * classes > (1 << 15))
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* z = logits + r * classes;
+    float* p = probabilities + r * classes;
+    float max = z[0];
+    for (std::int64_t c = 1; c < classes; ++c) max = z[c] > max ? z[c] : max;
+    float sum = 0.0f;
+    for (std::int64_t c = 0; c < classes; ++c) {
+      p[c] = std::exp(z[c] - max);
+      sum += p[c];
+    }
+    const float inv_sum = 1.0f / sum;
+    for (std::int64_t c = 0; c < classes; ++c) p[c] *= inv_sum;
+    sample_losses[r] = std::log(sum) - (z[labels[r]] - max);
+  }
+  double total = 0.0;
+  for (std::int64_t r = 0; r < rows; ++r) total += sample_losses[r];
+  return static_cast<float>(total / static_cast<double>(rows));
+}
+
+void softmax_cross_entropy_backward(std::int64_t rows, std::int64_t classes, const float* probabilities,
+                                    const std::int32_t* labels, float* dlogits) {
+  check_dims(rows, classes, "softmax_cross_entropy_backward");
+  check_labels(rows, classes, labels, "softmax_cross_entropy_backward");
+  const float inv_rows = 1.0f / static_cast<float>(rows);
+#pragma omp parallel for schedule(static) if (rows * classes > (1 << 15))
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* p = probabilities + r * classes;
+    float* g = dlogits + r * classes;
+    for (std::int64_t c = 0; c < classes; ++c) g[c] = p[c] * inv_rows;
+    g[labels[r]] = (p[labels[r]] - 1.0f) * inv_rows;
+  }
+}
+
+std::int64_t count_correct(std::int64_t rows, std::int64_t classes, const float* scores, const std::int32_t* labels) {
+  check_dims(rows, classes, "count_correct");
+  check_labels(rows, classes, labels, "count_correct");
+  std::int64_t correct = 0;
+#pragma omp parallel for schedule(static) reduction(+ : correct) if (rows * classes > (1 << 15))
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* s = scores + r * classes;
+    std::int64_t best = 0;
+    for (std::int64_t c = 1; c < classes; ++c)
+      if (s[c] > s[best]) best = c;
+    correct += best == labels[r] ? 1 : 0;
+  }
+  return correct;
+}
+
+float accuracy(std::int64_t rows, std::int64_t classes, const float* scores, const std::int32_t* labels) {
+  return static_cast<float>(static_cast<double>(count_correct(rows, classes, scores, labels)) /
+                            static_cast<double>(rows));
+}
+
+}  // namespace bnlab::kernels
