@@ -112,11 +112,25 @@ Summary summarize(const Tensor& x) {
   return s;
 }
 
+namespace {
+
+// Python's repr of a float: shortest round-trip digits, as fmt gives, but an integral value
+// keeps a ".0" ("4.0", not "4") so the printout reads like the seed's.
+std::string python_float(double v) {
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".ein") == std::string::npos) s += ".0";
+  return s;
+}
+
+}  // namespace
+
 std::string format_summary(const Summary& summary) {
   // Python's tuple form: a one-element shape prints as "(5,)".
-  std::string shape = fmt::format("({}{})", fmt::join(summary.shape, ", "), summary.shape.size() == 1 ? "," : "");
+  const std::string shape =
+      fmt::format("({}{})", fmt::join(summary.shape, ", "), summary.shape.size() == 1 ? "," : "");
   return fmt::format("Data Shape: {}\nData Max: {}\nData Min: {}\nData Mean: {}\nData Variance: {}\n", shape,
-                     summary.max, summary.min, summary.mean, summary.variance);
+                     python_float(summary.max), python_float(summary.min), python_float(summary.mean),
+                     python_float(summary.variance));
 }
 
 }  // namespace bnlab::data
