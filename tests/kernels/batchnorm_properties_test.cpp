@@ -1,0 +1,355 @@
+// BatchNorm kernels: finite-difference gradients, the seeds' checks, moving statistics in both
+// conventions, numerics, determinism and bad input.
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cstring>
+#include <limits>
+
+#include "bnlab/batchnorm.hpp"
+#include "kernels/batchnorm_test_support.hpp"
+#include "reference/batchnorm_reference.hpp"
+
+namespace bnlab::testing {
+namespace {
+
+// L = sum(r * y) for fixed random r, so dL/dy = r.
+double weighted_sum(const std::vector<double>& y, const std::vector<double>& r) {
+  double s = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) s += y[i] * r[i];
+  return s;
+}
+
+// Central differences on the float64 reference forward check the seed 000 backward equations
+// (which the kernels are compared against) for every layout, with and without ReLU.
+TEST(BatchNormGradient, ReferenceBackwardMatchesFiniteDifferences) {
+  for (Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    for (bool relu : {false, true}) {
+      const BatchNormShape s{3, 2, layout == Layout::NC ? 1 : 4, layout};
+      const auto n = static_cast<std::size_t>(s.size());
+      auto x = to_double(random_normal(n, 0.3f, 1.5f, 11));
+      const auto r = to_double(random_normal(n, 0.0f, 1.0f, 12));
+      std::vector<double> gamma = {1.3, -0.7}, beta = {0.2, -0.1};
+      const double eps = 1e-3, h = 1e-6;
+      const auto analytic = reference::backward_training(s, x, r, gamma, beta, eps, relu);
+      auto loss = [&] { return weighted_sum(reference::forward_training(s, x, gamma, beta, eps, relu).y, r); };
+      for (std::size_t i = 0; i < n; ++i) {
+        const double keep = x[i];
+        x[i] = keep + h;
+        const double up = loss();
+        x[i] = keep - h;
+        const double down = loss();
+        x[i] = keep;
+        EXPECT_NEAR(analytic.dx[i], (up - down) / (2 * h), 1e-6) << to_string(layout) << " relu=" << relu << " i=" << i;
+      }
+      for (int c = 0; c < 2; ++c) {
+        for (auto* p : {&gamma, &beta}) {
+          const double keep = (*p)[c];
+          (*p)[c] = keep + h;
+          const double up = loss();
+          (*p)[c] = keep - h;
+          const double down = loss();
+          (*p)[c] = keep;
+          const double expected = p == &gamma ? analytic.dgamma[c] : analytic.dbeta[c];
+          EXPECT_NEAR(expected, (up - down) / (2 * h), 1e-6) << to_string(layout) << " relu=" << relu;
+        }
+      }
+    }
+  }
+}
+
+// Central differences straight through the float32 kernels (step large enough for float).
+TEST(BatchNormGradient, KernelBackwardMatchesFiniteDifferencesInFloat) {
+  for (Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    for (auto act : {FusedActivation::none, FusedActivation::relu}) {
+      const BatchNormShape s{4, 3, layout == Layout::NC ? 1 : 3, layout};
+      const auto n = static_cast<std::size_t>(s.size());
+      auto x = random_normal(n, 0.0f, 1.0f, 21);
+      const auto r = random_normal(n, 0.0f, 1.0f, 22);
+      std::vector<float> gamma = {1.2f, 0.8f, -1.1f}, beta = {0.3f, -0.2f, 0.1f};
+      std::vector<float> y(n), mean(3), inv(3);
+      auto loss = [&] {
+        kernels::batchnorm_forward_training(s, x.data(), gamma.data(), beta.data(), 1e-3f, y.data(), mean.data(),
+                                            inv.data(), nullptr, act);
+        double l = 0;
+        for (std::size_t i = 0; i < n; ++i) l += double(y[i]) * r[i];
+        return l;
+      };
+      loss();
+      std::vector<float> dx(n), dgamma(3), dbeta(3);
+      kernels::batchnorm_backward(s, x.data(), r.data(), gamma.data(), beta.data(), mean.data(), inv.data(), dx.data(),
+                                  dgamma.data(), dbeta.data(), act);
+      // A step across the ReLU's kink is not a derivative: skip values whose own output is that close to 0.
+      const float h = 2e-3f;
+      std::vector<float> pre(n);
+      kernels::batchnorm_forward_training(s, x.data(), gamma.data(), beta.data(), 1e-3f, pre.data(), mean.data(),
+                                          inv.data(), nullptr);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (act == FusedActivation::relu && std::abs(pre[i]) < 5 * h) continue;
+        const float keep = x[i];
+        x[i] = keep + h;
+        const double up = loss();
+        x[i] = keep - h;
+        const double down = loss();
+        x[i] = keep;
+        EXPECT_NEAR(dx[i], (up - down) / (2 * h), 5e-3) << to_string(layout) << " i=" << i;
+      }
+      for (int c = 0; c < 3; ++c) {
+        for (auto* p : {&gamma, &beta}) {
+          const float keep = (*p)[c];
+          (*p)[c] = keep + h;
+          const double up = loss();
+          (*p)[c] = keep - h;
+          const double down = loss();
+          (*p)[c] = keep;
+          EXPECT_NEAR(p == &gamma ? dgamma[c] : dbeta[c], (up - down) / (2 * h), 5e-3) << to_string(layout);
+        }
+      }
+    }
+  }
+}
+
+// Seed 000: x ~ N(5, 2) of shape (100, 2), gamma 1, beta 0, epsilon 1e-8: mean ~0, variance ~1.
+TEST(BatchNormSeed000, NormalizedColumnsHaveZeroMeanUnitVariance) {
+  const auto x = random_normal(200, 5.0f, 2.0f, 1);
+  const Tensor xt = Tensor::from({100, 2}, x, Layout::NC);
+  const auto out = batch_norm_training(xt, Tensor::full({2}, 1.0f), Tensor::full({2}, 0.0f), 1e-8f);
+  for (int c = 0; c < 2; ++c) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < 100; ++i) mean += out.y[i * 2 + c] / 100.0;
+    for (int i = 0; i < 100; ++i) var += (out.y[i * 2 + c] - mean) * (out.y[i * 2 + c] - mean) / 100.0;
+    EXPECT_NEAR(mean, 0.0, 1e-6);
+    EXPECT_NEAR(var, 1.0, 1e-5);
+    EXPECT_NEAR(out.mean[c], 5.0, 0.5);  // the sample mean of N(5, 2) with 100 draws
+  }
+}
+
+// Seed 001 cases 3a and 3b: 30 random 32x32 images (randn * randint(5) + randint(60)); the first
+// 10 normalized per pixel by the worksheet's own formula equal the kernel's training forward
+// (3a) and the functional form with the given mean and variance (3b, tf.nn.batch_normalization).
+TEST(BatchNormSeed001, FirstTenImagesByHandEqualKernelAndFunctional) {
+  std::mt19937_64 rng(678);
+  std::normal_distribution<double> randn(0.0, 1.0);
+  std::uniform_int_distribution<int> randint5(0, 4), randint60(0, 59);
+  std::vector<double> images(30 * 1024);
+  for (int i = 0; i < 30; ++i) {
+    const int scale = randint5(rng), offset = randint60(rng);
+    for (int p = 0; p < 1024; ++p) images[i * 1024 + p] = randn(rng) * scale + offset;
+  }
+  const int batch = 10;
+  std::vector<double> mean(1024, 0.0), var(1024, 0.0), by_hand(batch * 1024);
+  for (int p = 0; p < 1024; ++p) {
+    for (int i = 0; i < batch; ++i) mean[p] += images[i * 1024 + p];
+    mean[p] /= batch;
+    for (int i = 0; i < batch; ++i) var[p] += (images[i * 1024 + p] - mean[p]) * (images[i * 1024 + p] - mean[p]);
+    var[p] /= batch;
+    for (int i = 0; i < batch; ++i) by_hand[i * 1024 + p] = (images[i * 1024 + p] - mean[p]) / std::sqrt(var[p] + 1e-8);
+  }
+  // (10, 32, 32, 1) with statistics over axis 0 is (10, 1024) with 1024 features.
+  std::vector<float> first10(images.begin(), images.begin() + batch * 1024);
+  const Tensor x = Tensor::from({batch, 1024}, first10, Layout::NC);
+  const auto case3a = batch_norm_training(x, Tensor(), Tensor(), 1e-8f);
+  EXPECT_LE(worst_error(std::vector<float>(case3a.y.data(), case3a.y.data() + x.size()), by_hand, 1e-4, 1e-4), 1.0);
+
+  std::vector<float> meanf(mean.begin(), mean.end()), varf(var.begin(), var.end());
+  const Tensor case3b = batch_normalization(x, Tensor::from({1024}, meanf), Tensor::from({1024}, varf),
+                                            Tensor::full({1024}, 0.0f), Tensor::full({1024}, 1.0f), 1e-8f);
+  EXPECT_LE(worst_error(std::vector<float>(case3b.data(), case3b.data() + x.size()), by_hand, 1e-4, 1e-4), 1.0);
+  double m = 0, v = 0;
+  for (std::int64_t i = 0; i < case3b.size(); ++i) m += case3b[i] / double(case3b.size());
+  for (std::int64_t i = 0; i < case3b.size(); ++i) v += (case3b[i] - m) * (case3b[i] - m) / double(case3b.size());
+  EXPECT_NEAR(m, 0.0, 1e-5);
+  EXPECT_NEAR(v, 1.0, 1e-3);
+}
+
+TEST(BatchNormMovingStatistics, KerasConvention) {
+  std::vector<float> moving_mean = {0.0f, 1.0f}, moving_var = {1.0f, 2.0f};
+  const std::vector<float> batch_mean = {2.0f, -1.0f}, batch_var = {4.0f, 0.5f};
+  kernels::update_moving_statistics_keras(2, batch_mean.data(), batch_var.data(), 0.99f, moving_mean.data(),
+                                          moving_var.data());
+  EXPECT_NEAR(moving_mean[0], 0.0 * 0.99 + 2.0 * 0.01, 1e-6);
+  EXPECT_NEAR(moving_mean[1], 1.0 * 0.99 - 1.0 * 0.01, 1e-6);
+  EXPECT_NEAR(moving_var[0], 1.0 * 0.99 + 4.0 * 0.01, 1e-6);  // biased variance, as given
+  EXPECT_NEAR(moving_var[1], 2.0 * 0.99 + 0.5 * 0.01, 1e-6);
+}
+
+TEST(BatchNormMovingStatistics, PyTorchConventionUsesUnbiasedVariance) {
+  std::vector<float> running_mean = {0.0f}, running_var = {1.0f};
+  const std::vector<float> batch_mean = {3.0f}, batch_var = {2.0f};  // biased, m = 5
+  kernels::update_running_statistics_pytorch(1, 5, batch_mean.data(), batch_var.data(), 0.1f, 1,
+                                             running_mean.data(), running_var.data());
+  EXPECT_FLOAT_EQ(running_mean[0], 0.9f * 0.0f + 0.1f * 3.0f);
+  EXPECT_NEAR(running_var[0], 0.9 * 1.0 + 0.1 * 2.0 * 5.0 / 4.0, 1e-6);
+}
+
+TEST(BatchNormMovingStatistics, PyTorchMomentumNoneIsCumulativeAverage) {
+  std::vector<float> running_mean = {0.0f}, running_var = {1.0f};
+  const float means[] = {1.0f, 2.0f, 6.0f}, vars[] = {3.0f, 6.0f, 9.0f};  // biased, m = 4
+  for (int k = 0; k < 3; ++k)
+    kernels::update_running_statistics_pytorch(1, 4, &means[k], &vars[k], std::nullopt, k + 1, running_mean.data(),
+                                               running_var.data());
+  EXPECT_NEAR(running_mean[0], (1.0 + 2.0 + 6.0) / 3.0, 1e-6);
+  EXPECT_NEAR(running_var[0], (3.0 + 6.0 + 9.0) / 3.0 * 4.0 / 3.0, 1e-5);
+}
+
+// Training statistics feed the moving statistics: the kernel's batch_variance is the biased one.
+TEST(BatchNormMovingStatistics, KernelReportsBiasedBatchVariance) {
+  const std::vector<float> x = {1.0f, 2.0f, 3.0f, 6.0f};
+  std::vector<float> y(4), mean(1), inv(1), var(1);
+  kernels::batchnorm_forward_training({4, 1, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-5f, y.data(), mean.data(),
+                                      inv.data(), var.data());
+  EXPECT_FLOAT_EQ(mean[0], 3.0f);
+  EXPECT_FLOAT_EQ(var[0], 3.5f);  // (4 + 1 + 0 + 9) / 4
+  EXPECT_NEAR(inv[0], 1.0 / std::sqrt(3.5 + 1e-5), 1e-7);
+}
+
+// Mean 1e4 and standard deviation 0.1 in float32: a one-pass E[x^2] - E[x]^2 would lose every
+// digit of the variance; the kernels must stay within 1e-3 of float64.
+TEST(BatchNormNumerics, LargeMeanSmallSpreadWithin1e3OfFloat64) {
+  for (Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    const BatchNormShape s{64, 5, layout == Layout::NC ? 1 : 49, layout};
+    const auto n = static_cast<std::size_t>(s.size());
+    const auto x = random_normal(n, 1e4f, 0.1f, 31);
+    std::vector<float> y(n), mean(5), inv(5), var(5);
+    kernels::batchnorm_forward_training(s, x.data(), nullptr, nullptr, 1e-5f, y.data(), mean.data(), inv.data(),
+                                        var.data());
+    const auto ref = reference::forward_training(s, to_double(x), {}, {}, 1e-5, false);
+    double worst = 0;
+    for (std::size_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(y[i] - ref.y[i]));
+    EXPECT_LT(worst, 1e-3) << to_string(layout);
+    for (int c = 0; c < 5; ++c) EXPECT_NEAR(var[c], ref.variance[c], 1e-4 * ref.variance[c]) << to_string(layout);
+  }
+}
+
+// The first values of a channel (the pivot's sample) far out in the tail: the kernel must notice
+// and re-centre rather than report a variance dominated by rounding.
+TEST(BatchNormNumerics, OutlyingFirstValuesStillAccurate) {
+  const BatchNormShape s{4096, 2, 1, Layout::NC};
+  auto x = random_normal(8192, 1e4f, 0.1f, 32);
+  for (int i = 0; i < 16; ++i) x[i * 2] = 1.0e4f + 50.0f;  // 500 standard deviations away
+  std::vector<float> y(8192), mean(2), inv(2), var(2);
+  kernels::batchnorm_forward_training(s, x.data(), nullptr, nullptr, 1e-5f, y.data(), mean.data(), inv.data(),
+                                      var.data());
+  const auto ref = reference::forward_training(s, to_double(x), {}, {}, 1e-5, false);
+  for (int c = 0; c < 2; ++c) EXPECT_NEAR(var[c], ref.variance[c], 1e-4 * ref.variance[c]);
+  double worst = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::abs(y[i] - ref.y[i]));
+  EXPECT_LT(worst, 1e-3);
+}
+
+TEST(BatchNormNumerics, NonFiniteInputsPropagateAsNaN) {
+  for (Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      const BatchNormShape s{8, 2, layout == Layout::NC ? 1 : 3, layout};
+      const auto n = static_cast<std::size_t>(s.size());
+      auto x = random_normal(n, 0.0f, 1.0f, 41);
+      x[reference::index_of(s, 3, 1, 0)] = bad;  // one value of channel 1
+      for (auto act : {FusedActivation::none, FusedActivation::relu}) {
+        std::vector<float> y(n), mean(2), inv(2);
+        kernels::batchnorm_forward_training(s, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(), inv.data(),
+                                            nullptr, act);
+        EXPECT_TRUE(std::isnan(mean[1]) || std::isnan(inv[1])) << to_string(layout);
+        EXPECT_TRUE(std::isfinite(mean[0]) && std::isfinite(inv[0]));
+        for (std::int64_t nn = 0; nn < s.batch; ++nn)
+          for (std::int64_t i = 0; i < s.spatial; ++i) {
+            EXPECT_TRUE(std::isnan(y[reference::index_of(s, nn, 1, i)])) << to_string(layout);
+            EXPECT_TRUE(std::isfinite(y[reference::index_of(s, nn, 0, i)]));
+          }
+      }
+    }
+  }
+}
+
+// The same bits with 1, 2 and 3 threads, and from run to run, on shapes large enough to go parallel.
+TEST(BatchNormDeterminism, SameBitsForEveryThreadCount) {
+  const BatchNormShape shapes[] = {{64, 3, 1024, Layout::NCHW},
+                                   {16, 64, 256, Layout::NCHW},
+                                   {32, 48, 300, Layout::NHWC},
+                                   {4096, 300, 1, Layout::NC},
+                                   {1024, 70, 1, Layout::NC}};
+  for (const auto& s : shapes) {
+    const auto n = static_cast<std::size_t>(s.size());
+    const auto C = static_cast<std::size_t>(s.channels);
+    const auto x = random_normal(n, 3.0f, 2.0f, 51), dy = random_normal(n, 0.0f, 1.0f, 52);
+    const auto gamma = random_normal(C, 1.0f, 0.3f, 53), beta = random_normal(C, 0.0f, 0.3f, 54);
+    auto run = [&](int threads) {
+      omp_set_num_threads(threads);
+      std::vector<float> out(3 * n + 5 * C);
+      float* y = out.data();
+      float* dx = y + n;
+      float* dx_relu = dx + n;
+      float* stats = dx_relu + n;
+      kernels::batchnorm_forward_training(s, x.data(), gamma.data(), beta.data(), 1e-3f, y, stats, stats + C,
+                                          stats + 2 * C, FusedActivation::relu);
+      kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), stats, stats + C, dx,
+                                  stats + 3 * C, stats + 4 * C);
+      kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), stats, stats + C, dx_relu,
+                                  nullptr, nullptr, FusedActivation::relu);
+      return out;
+    };
+    const auto one = run(1), two = run(2), three = run(3), again = run(2);
+    omp_set_num_threads(2);
+    EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0) << describe(s);
+    EXPECT_EQ(std::memcmp(one.data(), three.data(), one.size() * sizeof(float)), 0) << describe(s);
+    EXPECT_EQ(std::memcmp(two.data(), again.data(), one.size() * sizeof(float)), 0) << describe(s);
+  }
+}
+
+TEST(BatchNormBadInput, KernelsNameTheArgument) {
+  const std::vector<float> x(16, 1.0f);
+  std::vector<float> y(16), mean(4), inv(4), var(4);
+  using kernels::batchnorm_forward_training;
+  expect_invalid([&] { batchnorm_forward_training({0, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
+                                                  mean.data(), inv.data(), nullptr); },
+                 {"empty", "N=0"});
+  expect_invalid([&] { batchnorm_forward_training({4, -1, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
+                                                  mean.data(), inv.data(), nullptr); },
+                 {"negative"});
+  expect_invalid([&] { batchnorm_forward_training({1, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
+                                                  mean.data(), inv.data(), nullptr); },
+                 {"more than 1 value per channel", "N=1"});
+  expect_invalid([&] { batchnorm_forward_training({1, 4, 1, Layout::NCHW}, x.data(), nullptr, nullptr, 1e-3f,
+                                                  y.data(), mean.data(), inv.data(), nullptr); },
+                 {"more than 1 value per channel"});
+  for (float eps : {0.0f, -1e-3f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()})
+    expect_invalid([&] { batchnorm_forward_training({4, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, eps, y.data(),
+                                                    mean.data(), inv.data(), nullptr); },
+                   {"epsilon"});
+  expect_invalid([&] { batchnorm_forward_training({4, 4, 1, Layout::NC}, nullptr, nullptr, nullptr, 1e-3f, y.data(),
+                                                  mean.data(), inv.data(), nullptr); },
+                 {"x is null"});
+  expect_invalid([&] { batchnorm_forward_training({4, 2, 2, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
+                                                  mean.data(), inv.data(), nullptr); },
+                 {"NC has no spatial extent"});
+  expect_invalid([&] { kernels::batchnorm_forward_inference({4, 4, 1, Layout::NC}, x.data(), mean.data(), nullptr,
+                                                            nullptr, nullptr, 1e-3f, y.data()); },
+                 {"variance is null"});
+  for (float momentum : {-0.1f, 1.5f, std::numeric_limits<float>::quiet_NaN()}) {
+    expect_invalid([&] { kernels::update_moving_statistics_keras(4, mean.data(), var.data(), momentum, mean.data(),
+                                                                 var.data()); },
+                   {"momentum"});
+    expect_invalid([&] { kernels::update_running_statistics_pytorch(4, 8, mean.data(), var.data(), momentum, 1,
+                                                                    mean.data(), var.data()); },
+                   {"momentum"});
+  }
+  expect_invalid([&] { kernels::update_running_statistics_pytorch(4, 1, mean.data(), var.data(), 0.1f, 1, mean.data(),
+                                                                  var.data()); },
+                 {"more than 1 value per channel"});
+}
+
+TEST(BatchNormBadInput, TensorFrontNamesShapes) {
+  const Tensor x({8, 3}, Layout::NC);
+  expect_invalid([&] { batch_norm_training(x, Tensor({4}), Tensor(), 1e-3f); }, {"gamma", "(4,)", "expected 3"});
+  expect_invalid([&] { batch_norm_training(x, Tensor(), Tensor({2}), 1e-3f); }, {"beta", "expected 3"});
+  expect_invalid([&] { batch_norm_training(Tensor({0, 3}, Layout::NC), Tensor(), Tensor(), 1e-3f); }, {"empty"});
+  expect_invalid([&] { batch_norm_training(Tensor({2, 3, 4}), Tensor(), Tensor(), 1e-3f); }, {"(2, 3, 4)", "NCHW"});
+  expect_invalid([&] { batch_normalization(x, Tensor({3}), Tensor({5}), Tensor(), Tensor(), 1e-3f); },
+                 {"variance", "expected 3"});
+  const auto out = batch_norm_training(x, Tensor::full({3}, 1.0f), Tensor({3}), 1e-3f);
+  expect_invalid([&] { batch_norm_backward(x, Tensor({8, 4}, Layout::NC), Tensor(), Tensor(), out.mean, out.inv_std); },
+                 {"dy", "(8, 4)", "(8, 3)"});
+}
+
+}  // namespace
+}  // namespace bnlab::testing
