@@ -1,0 +1,57 @@
+// bnlab: the command-line tool. Thin glue over the library; each subcommand is its own file.
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include "command.hpp"
+
+namespace bnlab::cli {
+
+std::vector<Command>& commands() {
+  static std::vector<Command> all;
+  return all;
+}
+
+}  // namespace bnlab::cli
+
+int main(int argc, char** argv) {
+  using namespace bnlab::cli;
+  CLI::App app{"bnlab: batch normalization kernels, a Keras-like training stack, and the seeds' experiments"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads,
+                 "OpenMP threads for kernels and GEMM (default: $BNLAB_THREADS, else OMP_NUM_THREADS, else all cores)")
+      ->check(CLI::Range(1, 1024));
+
+  auto& all = commands();
+  std::sort(all.begin(), all.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
+  for (const auto& command : all) command.setup(*app.add_subcommand(command.name, command.description));
+
+  app.parse_complete_callback([&] {
+    if (threads == 0) {
+      if (const char* env = std::getenv("BNLAB_THREADS")) {
+        char* end = nullptr;
+        const long value = std::strtol(env, &end, 10);
+        if (end == env || *end != '\0' || value < 1 || value > 1024)
+          throw CLI::ValidationError("BNLAB_THREADS", std::string("must be an integer in [1, 1024], got '") + env + "'");
+        threads = static_cast<int>(value);
+      }
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? 0 : bad_input_status;
+  } catch (const std::exception& e) {
+    std::cerr << "bnlab: error: " << e.what() << "\n";
+    return bad_input_status;
+  }
+  return 0;
+}
