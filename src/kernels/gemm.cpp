@@ -30,7 +30,9 @@ void check_leading(std::int64_t ld, std::int64_t row, const char* name) {
 void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,
           float alpha, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
           float beta, float* C, std::int64_t ldc) {
-  const blasint m = to_blas(M, "M"), n = to_blas(N, "N"), k = to_blas(K, "K");
+  to_blas(M, "M");
+  to_blas(N, "N");
+  const blasint k = to_blas(K, "K");
   check_leading(lda, transpose_a ? M : K, "lda");
   check_leading(ldb, transpose_b ? K : N, "ldb");
   check_leading(ldc, N, "ldc");
@@ -41,8 +43,26 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
       for (std::int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
-              m, n, k, alpha, A, to_blas(lda, "lda"), B, to_blas(ldb, "ldb"), beta, C, to_blas(ldc, "ldc"));
+  // OpenBLAS's own threading and its small-matrix paths make C's bits depend on the thread
+  // count (measured with 0.3.21: 1 and 2 threads differ for most shapes). So C is cut into
+  // tiles fixed by the shape alone and each tile is one single-threaded sgemm (OpenBLAS runs
+  // single-threaded inside an OpenMP region): every thread count computes every tile alike.
+  const std::int64_t tile_rows = gemm_tile_rows, tile_cols = gemm_tile_cols;
+  const std::int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
+  const std::int64_t col_tiles = (N + tile_cols - 1) / tile_cols;
+  const CBLAS_TRANSPOSE op_a = transpose_a ? CblasTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE op_b = transpose_b ? CblasTrans : CblasNoTrans;
+  const blasint lda_b = to_blas(lda, "lda"), ldb_b = to_blas(ldb, "ldb"), ldc_b = to_blas(ldc, "ldc");
+  // Always a parallel region, even for one tile: outside one, OpenBLAS would thread that tile.
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t t = 0; t < row_tiles * col_tiles; ++t) {
+    const std::int64_t i = (t / col_tiles) * tile_rows, j = (t % col_tiles) * tile_cols;
+    const blasint rows = static_cast<blasint>(std::min(tile_rows, M - i));
+    const blasint cols = static_cast<blasint>(std::min(tile_cols, N - j));
+    const float* a = transpose_a ? A + i : A + i * lda;
+    const float* b = transpose_b ? B + j * ldb : B + j;
+    cblas_sgemm(CblasRowMajor, op_a, op_b, rows, cols, k, alpha, a, lda_b, b, ldb_b, beta, C + i * ldc + j, ldc_b);
+  }
 }
 
 void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,

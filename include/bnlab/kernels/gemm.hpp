@@ -2,9 +2,10 @@
 // Matrix multiply: a thin wrapper over CBLAS sgemm (OpenBLAS), row-major, plus the bias helpers
 // that travel with it (add a row vector, sum the rows). No allocation.
 //
-// Threads: OpenBLAS splits sgemm over the rows and columns of C, never over K, so each element
-// of C is summed in the same order for every thread count. (Different CPU kernels, AVX2 versus
-// AVX-512, may still give different bits; see docs/performance.md.)
+// Threads: C is cut into gemm_tile_rows x gemm_tile_cols tiles fixed by the shape, spread over
+// OpenMP threads, one single-threaded sgemm each, so C has the same bits for every thread count
+// (OpenBLAS's own threading does not promise that). Different CPU kernels (AVX2 versus
+// AVX-512) may still give different bits.
 //
 // Errors: std::invalid_argument naming the argument and its value (negative dimensions, a
 // leading dimension smaller than the row, a dimension beyond the BLAS integer range).
@@ -12,6 +13,9 @@
 #include <cstdint>
 
 namespace bnlab::kernels {
+
+inline constexpr std::int64_t gemm_tile_rows = 64;
+inline constexpr std::int64_t gemm_tile_cols = 256;
 
 // C (M x N) = alpha * op(A) * op(B) + beta * C, all row-major; op(A) is M x K, op(B) is K x N.
 // lda, ldb, ldc are the row strides of A, B, C as stored (A stored K x M when transposed).

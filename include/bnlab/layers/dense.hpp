@@ -1,0 +1,56 @@
+#pragma once
+// WHAT THIS OBJECT REPRESENTS
+//   tf.keras.layers.Dense: y = activation(x * kernel + bias), kernel (features, units) as
+//   Keras stores it, bias (units).
+// REQUIRES
+//   units >= 1; activation one of "linear", "relu", "leaky_relu" (alpha 0.3), "sigmoid",
+//   "tanh", "softmax"; initializers known to initializers.hpp; build() with a per-sample shape
+//   {features}; forward() with an (N, features) tensor, N >= 1 (layout NC or plain).
+// ENSURES
+//   forward returns (N, units) in layout NC. parameters(): kernel, then bias when use_bias.
+//   With activation "softmax", softmax_logits() is the pre-softmax (N, units) of the last
+//   forward and backward_from_logits(dL/dlogits) skips the softmax's own backward.
+//   Violations throw std::invalid_argument naming the layer, the argument and the value.
+
+#include <cstdint>
+#include <string>
+
+#include "bnlab/layers/detail.hpp"
+#include "bnlab/layers/layer.hpp"
+
+namespace bnlab {
+
+class Dense : public Layer {
+public:
+  explicit Dense(std::int64_t units, const std::string& activation = "linear", bool use_bias = true,
+                 std::string kernel_initializer = "glorot_uniform", std::string bias_initializer = "zeros");
+
+  std::string type_name() const override { return "Dense"; }
+  Shape build(const Shape& input_shape, Rng& rng) override;
+  const Tensor& forward(const Tensor& x, bool training) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::vector<Parameter*> parameters() override;
+  const Tensor* softmax_logits() const override;
+  const Tensor& backward_from_logits(const Tensor& dlogits) override;
+  LayerConfig config() const override;
+
+  std::int64_t units() const { return units_; }
+  kernels::ActivationKind activation() const { return activation_.kind(); }
+  bool use_bias() const { return use_bias_; }
+
+private:
+  const Tensor& backward_affine(const Tensor& dz);
+
+  std::int64_t units_;
+  bool use_bias_;
+  std::string kernel_initializer_;
+  std::string bias_initializer_;
+  Parameter kernel_{"kernel", {}, {}, true};
+  Parameter bias_{"bias", {}, {}, true};
+  Tensor x_;  // the last forward's input, held by handle: its owner keeps it until backward
+  detail::BatchBuffer z_;
+  detail::ActivationStage activation_;
+  detail::BatchBuffer dx_;
+};
+
+}  // namespace bnlab

@@ -1,0 +1,80 @@
+#pragma once
+// Building blocks the layer classes share; not part of the user-facing API.
+
+#include <cstdint>
+#include <string>
+
+#include "bnlab/kernels/activations.hpp"
+#include "bnlab/layers/layer.hpp"
+#include "bnlab/tensor.hpp"
+
+namespace bnlab::detail {
+
+// A layer-owned output or gradient buffer viewed at the current batch size. The storage grows
+// only when a batch is larger than every batch before it, so alternating sizes (the short last
+// batch of an epoch, a validation pass) allocate nothing after the first time each size is seen.
+class BatchBuffer {
+public:
+  // The view of `batch` rows of sample_shape in layout; its data pointer may change when the
+  // storage grows, so take it after every resize.
+  Tensor& resize(std::int64_t batch, const Shape& sample_shape, Layout layout);
+  // The same for the shape and layout of `like`.
+  Tensor& resize_like(const Tensor& like);
+  Tensor& tensor() { return view_; }
+  const Tensor& tensor() const { return view_; }
+
+private:
+  Tensor storage_;
+  Tensor view_;
+};
+
+// The activation ending a Dense or Conv2D layer, or making an Activation layer. Softmax
+// normalizes over the last dimension.
+class ActivationStage {
+public:
+  ActivationStage() = default;
+  ActivationStage(kernels::ActivationKind kind, float alpha) : kind_(kind), alpha_(alpha) {}
+
+  kernels::ActivationKind kind() const { return kind_; }
+  float alpha() const { return alpha_; }
+
+  // y = act(z). z is kept by handle for backward, so its buffer must not change before then.
+  // For linear the result is z itself.
+  const Tensor& forward(const Tensor& z);
+  // dL/dz from dL/dy for the z and y of the last forward. For linear the result is dy itself.
+  const Tensor& backward(const Tensor& dy);
+
+  const Tensor& input() const { return z_; }
+
+private:
+  kernels::ActivationKind kind_ = kernels::ActivationKind::linear;
+  float alpha_ = kernels::default_leaky_relu_alpha;
+  Tensor z_;
+  Tensor passthrough_;
+  BatchBuffer y_;
+  BatchBuffer dz_;
+};
+
+// "Dense 'dense_1'" for a named layer, "Dense" otherwise: the prefix of every error message.
+std::string describe(const Layer& layer);
+// "(None, 28, 28, 1)": a per-sample shape as Keras prints it.
+std::string batch_shape_string(const Shape& sample_shape);
+// The shape of x without its first (batch) dimension.
+Shape sample_shape_of(const Tensor& x);
+// x.rank() == sample_shape.size() + 1 and x's dimensions after the first equal sample_shape;
+// compares in place, so it allocates nothing (a training step must not).
+bool has_sample_shape(const Tensor& x, const Shape& sample_shape);
+std::int64_t element_count(const Shape& shape);
+
+// Throws std::logic_error unless the layer was built.
+void require_built(const Layer& layer, const char* call);
+// Throws std::invalid_argument unless x is (batch, *sample_shape) with batch >= 1.
+void check_input(const Layer& layer, const Tensor& x, const Shape& sample_shape, const char* call);
+
+// Activation names as Keras spells them: "linear" (also accepted: "none", ""), "relu",
+// "leaky_relu", "sigmoid", "tanh", "softmax". Unknown names throw std::invalid_argument
+// "<who>: activation is \"<name>\", expected one of ...".
+kernels::ActivationKind parse_activation(const std::string& name, const std::string& who);
+std::string activation_name(kernels::ActivationKind kind);
+
+}  // namespace bnlab::detail

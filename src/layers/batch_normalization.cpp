@@ -1,0 +1,205 @@
+#include "bnlab/layers/batch_normalization.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "bnlab/layers/initializers.hpp"
+
+namespace bnlab {
+
+BatchNormalization::BatchNormalization(BatchNormalizationOptions options) : options_(std::move(options)) {
+  const auto& o = options_;
+  if (!(o.epsilon > 0.0f) || !std::isfinite(o.epsilon))
+    throw std::invalid_argument(fmt::format("BatchNormalization: epsilon is {}, expected a finite value > 0", o.epsilon));
+  if (o.momentum && !(*o.momentum >= 0.0f && *o.momentum <= 1.0f))
+    throw std::invalid_argument(fmt::format("BatchNormalization: momentum is {}, expected in [0, 1]", *o.momentum));
+  if (!o.momentum && o.convention == BatchNormConvention::keras)
+    throw std::invalid_argument(
+        "BatchNormalization: momentum is none (a cumulative average), which only the PyTorch convention has");
+  if (o.num_features && *o.num_features < 1)
+    throw std::invalid_argument(fmt::format("BatchNormalization: num_features is {}, expected >= 1", *o.num_features));
+  if (o.min_input_rank < 1 || o.max_input_rank > 3 || o.min_input_rank > o.max_input_rank)
+    throw std::invalid_argument(fmt::format("BatchNormalization: input ranks {}..{} are outside 1..3",
+                                            o.min_input_rank, o.max_input_rank));
+  initializers::check(o.beta_initializer, "BatchNormalization", "beta_initializer");
+  initializers::check(o.gamma_initializer, "BatchNormalization", "gamma_initializer");
+  initializers::check(o.moving_mean_initializer, "BatchNormalization", "moving_mean_initializer");
+  initializers::check(o.moving_variance_initializer, "BatchNormalization", "moving_variance_initializer");
+}
+
+Shape BatchNormalization::build(const Shape& input_shape, Rng& rng) {
+  const int rank = static_cast<int>(input_shape.size());
+  const std::string shape = detail::batch_shape_string(input_shape);
+  if (rank < options_.min_input_rank || rank > options_.max_input_rank)
+    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected {} to {} dimensions after the batch",
+                                            detail::describe(*this), shape, options_.min_input_rank,
+                                            options_.max_input_rank));
+  for (std::int64_t d : input_shape)
+    if (d < 1)
+      throw std::invalid_argument(
+          fmt::format("{}: input shape is {}, expected every dimension >= 1", detail::describe(*this), shape));
+  // Keras numbers the axes of the batched tensor: 0 is the batch, rank is the last.
+  const int axis = options_.axis < 0 ? options_.axis + rank + 1 : options_.axis;
+  if (axis == rank) {
+    channels_ = input_shape[rank - 1];
+    spatial_ = detail::element_count(input_shape) / channels_;
+    kernel_layout_ = rank == 1 ? Layout::NC : Layout::NHWC;
+  } else if (axis == 1) {
+    channels_ = input_shape[0];
+    spatial_ = detail::element_count(input_shape) / channels_;
+    kernel_layout_ = Layout::NCHW;
+  } else {
+    throw std::invalid_argument(fmt::format(
+        "{}: axis is {} for input {}, expected 1 (channels first) or {} / -1 (channels last)",
+        detail::describe(*this), options_.axis, shape, rank));
+  }
+  if (options_.num_features && *options_.num_features != channels_)
+    throw std::invalid_argument(fmt::format("{}: num_features is {}, but input {} has {} channels on axis {}",
+                                            detail::describe(*this), *options_.num_features, shape, channels_,
+                                            options_.axis));
+  const std::int64_t C = channels_;
+  if (options_.scale) {
+    gamma_.value = Tensor({C});
+    gamma_.grad = Tensor({C});
+    initializers::initialize(options_.gamma_initializer, gamma_.value, C, C, rng);
+  }
+  if (options_.center) {
+    beta_.value = Tensor({C});
+    beta_.grad = Tensor({C});
+    initializers::initialize(options_.beta_initializer, beta_.value, C, C, rng);
+  }
+  moving_mean_.value = Tensor({C});
+  moving_variance_.value = Tensor({C});
+  initializers::initialize(options_.moving_mean_initializer, moving_mean_.value, C, C, rng);
+  initializers::initialize(options_.moving_variance_initializer, moving_variance_.value, C, C, rng);
+  saved_mean_ = Tensor({C});
+  saved_inv_std_ = Tensor({C});
+  batch_variance_ = Tensor({C});
+  input_shape_ = input_shape;
+  output_shape_ = input_shape;
+  built_ = true;
+  return output_shape_;
+}
+
+kernels::BatchNormShape BatchNormalization::kernel_shape(std::int64_t batch) const {
+  return {batch, channels_, spatial_, kernel_layout_};
+}
+
+const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
+  detail::check_input(*this, x, input_shape_, "forward");
+  const kernels::BatchNormShape shape = kernel_shape(x.dim(0));
+  const float* gamma = options_.scale ? gamma_.value.data() : nullptr;
+  const float* beta = options_.center ? beta_.value.data() : nullptr;
+  Tensor& y = y_.resize_like(x);
+  x_ = x;
+  last_forward_training_ = training;
+  if (!training) {
+    kernels::batchnorm_forward_inference(shape, x.data(), moving_mean_.value.data(), moving_variance_.value.data(),
+                                         gamma, beta, options_.epsilon, y.data());
+    return y;
+  }
+  if (shape.count_per_channel() < 2)
+    throw std::invalid_argument(fmt::format(
+        "{}: training needs more than one value per channel, got input {} ({} per channel)", detail::describe(*this),
+        x.shape_string(), shape.count_per_channel()));
+  kernels::batchnorm_forward_training(shape, x.data(), gamma, beta, options_.epsilon, y.data(), saved_mean_.data(),
+                                      saved_inv_std_.data(), batch_variance_.data());
+  if (options_.convention == BatchNormConvention::keras) {
+    kernels::update_moving_statistics_keras(channels_, saved_mean_.data(), batch_variance_.data(), *options_.momentum,
+                                            moving_mean_.value.data(), moving_variance_.value.data());
+  } else {
+    ++num_batches_tracked_;
+    kernels::update_running_statistics_pytorch(channels_, shape.count_per_channel(), saved_mean_.data(),
+                                               batch_variance_.data(), options_.momentum, num_batches_tracked_,
+                                               moving_mean_.value.data(), moving_variance_.value.data());
+  }
+  return y;
+}
+
+const Tensor& BatchNormalization::backward(const Tensor& dy) {
+  detail::check_input(*this, dy, output_shape_, "backward");
+  if (!x_.defined() || x_.dim(0) != dy.dim(0))
+    throw std::invalid_argument(fmt::format("{}: backward got a batch of {}, the last forward had {}",
+                                            detail::describe(*this), dy.dim(0), x_.defined() ? x_.dim(0) : 0));
+  const kernels::BatchNormShape shape = kernel_shape(dy.dim(0));
+  const float* gamma = options_.scale ? gamma_.value.data() : nullptr;
+  const float* beta = options_.center ? beta_.value.data() : nullptr;
+  float* dgamma = options_.scale ? gamma_.grad.data() : nullptr;
+  float* dbeta = options_.center ? beta_.grad.data() : nullptr;
+  Tensor& dx = dx_.resize_like(dy);
+  if (last_forward_training_)
+    kernels::batchnorm_backward(shape, x_.data(), dy.data(), gamma, beta, saved_mean_.data(), saved_inv_std_.data(),
+                                dx.data(), dgamma, dbeta);
+  else
+    kernels::batchnorm_backward_inference(shape, x_.data(), dy.data(), moving_mean_.value.data(),
+                                          moving_variance_.value.data(), gamma, beta, options_.epsilon, dx.data(),
+                                          dgamma, dbeta);
+  return dx;
+}
+
+std::vector<Parameter*> BatchNormalization::parameters() {
+  if (!built_) return {};
+  std::vector<Parameter*> params;
+  if (options_.scale) params.push_back(&gamma_);
+  if (options_.center) params.push_back(&beta_);
+  params.push_back(&moving_mean_);
+  params.push_back(&moving_variance_);
+  return params;
+}
+
+void BatchNormalization::set_num_batches_tracked(std::int64_t count) {
+  if (count < 0)
+    throw std::invalid_argument(
+        fmt::format("{}: num_batches_tracked is {}, expected >= 0", detail::describe(*this), count));
+  num_batches_tracked_ = count;
+}
+
+LayerConfig BatchNormalization::config() const {
+  const auto& o = options_;
+  LayerConfig config{{"axis", std::to_string(o.axis)},
+                     {"momentum", o.momentum ? fmt::format("{}", *o.momentum) : "none"},
+                     {"epsilon", fmt::format("{}", o.epsilon)},
+                     {"center", o.center ? "true" : "false"},
+                     {"scale", o.scale ? "true" : "false"},
+                     {"beta_initializer", o.beta_initializer},
+                     {"gamma_initializer", o.gamma_initializer},
+                     {"moving_mean_initializer", o.moving_mean_initializer},
+                     {"moving_variance_initializer", o.moving_variance_initializer},
+                     {"convention", o.convention == BatchNormConvention::keras ? "keras" : "pytorch"}};
+  if (o.num_features) config["num_features"] = std::to_string(*o.num_features);
+  if (o.min_input_rank != 1) config["min_input_rank"] = std::to_string(o.min_input_rank);
+  if (o.max_input_rank != 3) config["max_input_rank"] = std::to_string(o.max_input_rank);
+  if (o.convention == BatchNormConvention::pytorch) config["num_batches_tracked"] = std::to_string(num_batches_tracked_);
+  return config;
+}
+
+namespace {
+
+BatchNormalization pytorch_batch_norm(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine,
+                                      int min_rank, int max_rank) {
+  BatchNormalizationOptions o;
+  o.axis = 1;
+  o.momentum = momentum;
+  o.epsilon = eps;
+  o.center = affine;
+  o.scale = affine;
+  o.convention = BatchNormConvention::pytorch;
+  o.num_features = num_features;
+  o.min_input_rank = min_rank;
+  o.max_input_rank = max_rank;
+  return BatchNormalization(std::move(o));
+}
+
+}  // namespace
+
+BatchNormalization BatchNorm1d(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine) {
+  return pytorch_batch_norm(num_features, eps, momentum, affine, 1, 2);
+}
+
+BatchNormalization BatchNorm2d(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine) {
+  return pytorch_batch_norm(num_features, eps, momentum, affine, 3, 3);
+}
+
+}  // namespace bnlab

@@ -1,0 +1,95 @@
+#include "bnlab/layers/dense.hpp"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "bnlab/kernels/gemm.hpp"
+#include "bnlab/layers/initializers.hpp"
+
+namespace bnlab {
+
+Dense::Dense(std::int64_t units, const std::string& activation, bool use_bias, std::string kernel_initializer,
+             std::string bias_initializer)
+    : units_(units),
+      use_bias_(use_bias),
+      kernel_initializer_(std::move(kernel_initializer)),
+      bias_initializer_(std::move(bias_initializer)),
+      activation_(detail::parse_activation(activation, "Dense"), kernels::default_leaky_relu_alpha) {
+  if (units < 1) throw std::invalid_argument(fmt::format("Dense: units is {}, expected >= 1", units));
+  initializers::check(kernel_initializer_, "Dense", "kernel_initializer");
+  initializers::check(bias_initializer_, "Dense", "bias_initializer");
+}
+
+Shape Dense::build(const Shape& input_shape, Rng& rng) {
+  if (input_shape.size() != 1 || input_shape[0] < 1)
+    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected (None, features) with features >= 1",
+                                            detail::describe(*this), detail::batch_shape_string(input_shape)));
+  const std::int64_t features = input_shape[0];
+  kernel_.value = Tensor({features, units_});
+  kernel_.grad = Tensor({features, units_});
+  initializers::initialize(kernel_initializer_, kernel_.value, features, units_, rng);
+  if (use_bias_) {
+    bias_.value = Tensor({units_});
+    bias_.grad = Tensor({units_});
+    initializers::initialize(bias_initializer_, bias_.value, units_, units_, rng);
+  }
+  input_shape_ = input_shape;
+  output_shape_ = {units_};
+  built_ = true;
+  return output_shape_;
+}
+
+const Tensor& Dense::forward(const Tensor& x, bool /*training*/) {
+  detail::check_input(*this, x, input_shape_, "forward");
+  x_ = x;
+  const std::int64_t N = x.dim(0), F = input_shape_[0];
+  Tensor& z = z_.resize(N, output_shape_, Layout::NC);
+  kernels::gemm(false, false, N, units_, F, 1.0f, x.data(), kernel_.value.data(), 0.0f, z.data());
+  if (use_bias_) kernels::add_row_vector(N, units_, bias_.value.data(), z.data());
+  return activation_.forward(z);
+}
+
+const Tensor& Dense::backward(const Tensor& dy) {
+  detail::check_input(*this, dy, output_shape_, "backward");
+  return backward_affine(activation_.backward(dy));
+}
+
+const Tensor& Dense::backward_from_logits(const Tensor& dlogits) {
+  if (activation_.kind() != kernels::ActivationKind::softmax) return backward(dlogits);
+  detail::check_input(*this, dlogits, output_shape_, "backward_from_logits");
+  return backward_affine(dlogits);
+}
+
+const Tensor& Dense::backward_affine(const Tensor& dz) {
+  if (!x_.defined() || x_.dim(0) != dz.dim(0))
+    throw std::invalid_argument(fmt::format("{}: backward got a batch of {}, the last forward had {}",
+                                            detail::describe(*this), dz.dim(0), x_.defined() ? x_.dim(0) : 0));
+  const std::int64_t N = dz.dim(0), F = input_shape_[0];
+  kernels::gemm(true, false, F, units_, N, 1.0f, x_.data(), dz.data(), 0.0f, kernel_.grad.data());
+  if (use_bias_) kernels::sum_rows(N, units_, dz.data(), bias_.grad.data());
+  Tensor& dx = dx_.resize(N, input_shape_, x_.layout() == Layout::NC ? Layout::NC : Layout::Plain);
+  kernels::gemm(false, true, N, F, units_, 1.0f, dz.data(), kernel_.value.data(), 0.0f, dx.data());
+  return dx;
+}
+
+std::vector<Parameter*> Dense::parameters() {
+  if (!built_) return {};
+  if (use_bias_) return {&kernel_, &bias_};
+  return {&kernel_};
+}
+
+const Tensor* Dense::softmax_logits() const {
+  if (activation_.kind() != kernels::ActivationKind::softmax) return nullptr;
+  return &z_.tensor();
+}
+
+LayerConfig Dense::config() const {
+  return {{"units", std::to_string(units_)},
+          {"activation", detail::activation_name(activation_.kind())},
+          {"use_bias", use_bias_ ? "true" : "false"},
+          {"kernel_initializer", kernel_initializer_},
+          {"bias_initializer", bias_initializer_}};
+}
+
+}  // namespace bnlab

@@ -1,0 +1,126 @@
+#include "bnlab/layers/detail.hpp"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace bnlab::detail {
+
+Tensor& BatchBuffer::resize(std::int64_t batch, const Shape& sample_shape, Layout layout) {
+  const bool fits = storage_.defined() && storage_.layout() == layout && storage_.dim(0) >= batch &&
+                    has_sample_shape(storage_, sample_shape);
+  if (!fits) {
+    Shape shape{batch};
+    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+    storage_ = Tensor(shape, layout);
+    view_ = storage_;
+  } else if (view_.dim(0) != batch) {
+    view_ = storage_.slice_batch(0, batch);
+  }
+  return view_;
+}
+
+Tensor& BatchBuffer::resize_like(const Tensor& like) {
+  bool fits = storage_.defined() && storage_.layout() == like.layout() && storage_.rank() == like.rank() &&
+              storage_.dim(0) >= like.dim(0);
+  for (int i = 1; fits && i < like.rank(); ++i) fits = storage_.dim(i) == like.dim(i);
+  if (!fits) {
+    storage_ = Tensor(like.shape(), like.layout());
+    view_ = storage_;
+  } else if (view_.dim(0) != like.dim(0)) {
+    view_ = storage_.slice_batch(0, like.dim(0));
+  }
+  return view_;
+}
+
+const Tensor& ActivationStage::forward(const Tensor& z) {
+  z_ = z;
+  if (kind_ == kernels::ActivationKind::linear) return z_;
+  Tensor& y = y_.resize_like(z);
+  const std::int64_t cols = z.dim(z.rank() - 1);
+  const std::int64_t rows = cols == 0 ? 0 : z.size() / cols;
+  kernels::activation_forward(kind_, rows, cols, alpha_, z.data(), y.data());
+  return y;
+}
+
+const Tensor& ActivationStage::backward(const Tensor& dy) {
+  if (kind_ == kernels::ActivationKind::linear) {
+    passthrough_ = dy;
+    return passthrough_;
+  }
+  Tensor& dz = dz_.resize_like(dy);
+  const std::int64_t cols = dy.dim(dy.rank() - 1);
+  const std::int64_t rows = cols == 0 ? 0 : dy.size() / cols;
+  kernels::activation_backward(kind_, rows, cols, alpha_, z_.data(), y_.tensor().data(), dy.data(), dz.data());
+  return dz;
+}
+
+std::string describe(const Layer& layer) {
+  return layer.name().empty() ? layer.type_name() : fmt::format("{} '{}'", layer.type_name(), layer.name());
+}
+
+std::string batch_shape_string(const Shape& sample_shape) {
+  std::string s = "(None";
+  for (std::int64_t d : sample_shape) s += fmt::format(", {}", d);
+  return s + ")";
+}
+
+Shape sample_shape_of(const Tensor& x) {
+  Shape shape = x.shape();
+  shape.erase(shape.begin());
+  return shape;
+}
+
+bool has_sample_shape(const Tensor& x, const Shape& sample_shape) {
+  if (!x.defined() || x.rank() != static_cast<int>(sample_shape.size()) + 1) return false;
+  for (std::size_t i = 0; i < sample_shape.size(); ++i)
+    if (x.dim(static_cast<int>(i) + 1) != sample_shape[i]) return false;
+  return true;
+}
+
+std::int64_t element_count(const Shape& shape) {
+  std::int64_t count = 1;
+  for (std::int64_t d : shape) count *= d;
+  return count;
+}
+
+void require_built(const Layer& layer, const char* call) {
+  if (!layer.built()) throw std::logic_error(fmt::format("{}: {} called before build()", describe(layer), call));
+}
+
+void check_input(const Layer& layer, const Tensor& x, const Shape& sample_shape, const char* call) {
+  require_built(layer, call);
+  if (!has_sample_shape(x, sample_shape) || x.dim(0) < 1)
+    throw std::invalid_argument(fmt::format("{}: {} got input of shape {}, expected {} with batch >= 1",
+                                            describe(layer), call, x.defined() ? x.shape_string() : "(undefined)",
+                                            batch_shape_string(sample_shape)));
+}
+
+kernels::ActivationKind parse_activation(const std::string& name, const std::string& who) {
+  using kernels::ActivationKind;
+  if (name == "linear" || name == "none" || name.empty()) return ActivationKind::linear;
+  if (name == "relu") return ActivationKind::relu;
+  if (name == "leaky_relu") return ActivationKind::leaky_relu;
+  if (name == "sigmoid") return ActivationKind::sigmoid;
+  if (name == "tanh") return ActivationKind::tanh;
+  if (name == "softmax") return ActivationKind::softmax;
+  throw std::invalid_argument(fmt::format(
+      "{}: activation is \"{}\", expected one of \"linear\", \"relu\", \"leaky_relu\", \"sigmoid\", \"tanh\", "
+      "\"softmax\"",
+      who, name));
+}
+
+std::string activation_name(kernels::ActivationKind kind) {
+  using kernels::ActivationKind;
+  switch (kind) {
+    case ActivationKind::linear: return "linear";
+    case ActivationKind::relu: return "relu";
+    case ActivationKind::leaky_relu: return "leaky_relu";
+    case ActivationKind::sigmoid: return "sigmoid";
+    case ActivationKind::tanh: return "tanh";
+    case ActivationKind::softmax: return "softmax";
+  }
+  return "linear";
+}
+
+}  // namespace bnlab::detail
