@@ -38,8 +38,8 @@ std::filesystem::path find_part(const std::filesystem::path& data_dir, std::stri
   if (!std::filesystem::is_directory(data_dir, ec))
     throw FileError(data_dir.string(), fmt::format("Fashion-MNIST directory does not exist (expected {}.gz in it); {}",
                                                    name, install_hint));
-  const std::filesystem::path gz = data_dir / (std::string(name) + ".gz");
-  const std::filesystem::path plain = data_dir / std::string(name);
+  std::filesystem::path gz = data_dir / (std::string(name) + ".gz");
+  std::filesystem::path plain = data_dir / std::string(name);
   if (std::filesystem::exists(gz, ec)) return gz;
   if (std::filesystem::exists(plain, ec)) return plain;
   throw FileError(data_dir.string(),

@@ -113,7 +113,7 @@ IdxHeader parse_header(const std::uint8_t* data, std::size_t size, const std::st
   header.dims.reserve(static_cast<std::size_t>(rank));
   bool any_zero = false;
   for (int i = 0; i < rank; ++i) {
-    const std::uint32_t d = load_be32(data + 4 + 4 * i);
+    const std::uint32_t d = load_be32(data + 4 + 4 * static_cast<std::size_t>(i));
     header.dims.push_back(d);
     any_zero = any_zero || d == 0;
   }
@@ -164,7 +164,7 @@ bool starts_with_gzip_magic(const std::uint8_t* data, std::size_t size) {
 
 struct InflateStream {
   z_stream zs{};
-  InflateStream(const std::string& name) {
+  explicit InflateStream(const std::string& name) {
     // 15 + 16: a gzip wrapper only; a raw zlib stream is not what .gz files hold.
     if (inflateInit2(&zs, 15 + 16) != Z_OK)
       throw FormatError(name, fmt::format("cannot initialise zlib: {}", zs.msg ? zs.msg : "unknown error"));
@@ -257,6 +257,8 @@ IdxArray read_idx_file(const std::filesystem::path& path) {
   const std::string name = path.string();
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw FileError(name, fmt::format("cannot access: {}", ec.message()));
   if (!std::filesystem::exists(status)) throw FileError(name, "no such file");
   if (std::filesystem::is_directory(status)) throw FileError(name, "is a directory, expected an IDX file");
 

@@ -153,7 +153,7 @@ TEST(FashionMnist, SplitTakesTheFirstExamplesForValidation) {
   EXPECT_EQ(split.validation.images.shape(), (std::vector<std::int64_t>{2, 28, 28}));
   EXPECT_EQ(split.train.images.shape(), (std::vector<std::int64_t>{4, 28, 28}));
   // Views: the train part's first image is the full set's third, at the same address.
-  EXPECT_EQ(split.train.images.data(), full.images.data() + 2 * 784);
+  EXPECT_EQ(split.train.images.data(), full.images.data() + std::ptrdiff_t{2} * 784);
   EXPECT_TRUE(split.train.images.shares_storage_with(full.images));
 
   EXPECT_EQ(full.subset(3).labels, (std::vector<std::int32_t>{0, 1, 2}));
@@ -239,7 +239,7 @@ TEST_F(RealFashionMnist, SeedSplit) {
   EXPECT_EQ(split.validation.labels[0], 9);
   EXPECT_EQ(split.validation.images.data(), data_->train.images.data());
   EXPECT_EQ(split.train.labels[0], data_->train.labels[5000]);
-  EXPECT_EQ(split.train.images.data(), data_->train.images.data() + 5000 * 784);
+  EXPECT_EQ(split.train.images.data(), data_->train.images.data() + std::ptrdiff_t{5000} * 784);
 }
 
 }  // namespace

@@ -113,7 +113,7 @@ TEST(Transforms, WorksheetCases) {
 
   const Tensor standardized = standardize(images);
   // Per pixel over the 30 images: mean 0 and variance 1.
-  for (std::int64_t p = 0; p < 32 * 32; p += 97) {
+  for (std::int64_t p = 0; p < std::int64_t{32} * 32; p += 97) {
     double sum = 0, squares = 0;
     for (std::int64_t i = 0; i < 30; ++i) sum += standardized[i * 1024 + p];
     for (std::int64_t i = 0; i < 30; ++i) {
