@@ -228,6 +228,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
     buffers.batch_x = Tensor(batch_shape, x.layout());
     buffers.batch_y.assign(static_cast<std::size_t>(capacity), 0);
     buffers.dlogits = Tensor({capacity, classes}, Layout::NC);
+    buffers.probabilities = Tensor({capacity, classes}, Layout::NC);
     buffers.sample_losses = Tensor({capacity});
   }
 
@@ -257,14 +258,16 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
 
       const Tensor& output = forward(batch_x, true);
       const Tensor& logits = compile_options_.from_logits ? output : logits_of_last_forward();
-      // dlogits first receives the probabilities, then (in place) the gradient.
-      kernels::softmax_cross_entropy_forward(count, classes, logits.data(), buffers.batch_y.data(), dlogits.data(),
-                                             buffers.sample_losses.data());
+      // Separate buffers for probabilities and gradient: softmax_cross_entropy_backward's
+      // in-place form reads p[label] after overwriting it (kernels/loss.cpp, as of 6f35cae).
+      kernels::softmax_cross_entropy_forward(count, classes, logits.data(), buffers.batch_y.data(),
+                                             buffers.probabilities.data(), buffers.sample_losses.data());
       const double batch_loss_sum = sum_of(buffers.sample_losses.data(), count);
       if (!std::isfinite(batch_loss_sum))
         throw NonFiniteLossError(epoch, step, batch_loss_sum / static_cast<double>(count), history);
       const std::int64_t batch_correct = kernels::count_correct(count, classes, logits.data(), buffers.batch_y.data());
-      kernels::softmax_cross_entropy_backward(count, classes, dlogits.data(), buffers.batch_y.data(), dlogits.data());
+      kernels::softmax_cross_entropy_backward(count, classes, buffers.probabilities.data(), buffers.batch_y.data(),
+                                              dlogits.data());
       backward_from_logits(dlogits);
       optimizer_->apply(trainable_);
 
@@ -297,12 +300,14 @@ double Sequential::compute_gradients(const Tensor& x, std::span<const std::int32
   check_inputs("compute_gradients", x, y, true);
   const std::int64_t rows = x.dim(0);
   const std::int64_t classes = layers_.back()->output_shape()[0];
+  Tensor probabilities({rows, classes}, Layout::NC);
   Tensor dlogits({rows, classes}, Layout::NC);
   Tensor sample_losses({rows});
   const Tensor& output = forward(x, true);
   const Tensor& logits = compile_options_.from_logits ? output : logits_of_last_forward();
-  kernels::softmax_cross_entropy_forward(rows, classes, logits.data(), y.data(), dlogits.data(), sample_losses.data());
-  kernels::softmax_cross_entropy_backward(rows, classes, dlogits.data(), y.data(), dlogits.data());
+  kernels::softmax_cross_entropy_forward(rows, classes, logits.data(), y.data(), probabilities.data(),
+                                         sample_losses.data());
+  kernels::softmax_cross_entropy_backward(rows, classes, probabilities.data(), y.data(), dlogits.data());
   backward_from_logits(dlogits);
   return sum_of(sample_losses.data(), rows) / static_cast<double>(rows);
 }

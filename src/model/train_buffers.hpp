@@ -14,7 +14,8 @@ struct Sequential::TrainBuffers {
   std::int64_t capacity = 0;          // batch size the buffers hold
   Tensor batch_x;                     // (capacity, input_shape...), the gathered batch
   std::vector<std::int32_t> batch_y;  // capacity labels
-  Tensor dlogits;                     // (capacity, classes): probabilities, then dL/dlogits
+  Tensor probabilities;               // (capacity, classes)
+  Tensor dlogits;                     // (capacity, classes)
   Tensor sample_losses;               // (capacity)
 };
 
