@@ -67,7 +67,10 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
 
 void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,
           float alpha, const float* A, const float* B, float beta, float* C) {
-  gemm(transpose_a, transpose_b, M, N, K, alpha, A, transpose_a ? M : K, B, transpose_b ? K : N, beta, C, N);
+  // BLAS wants a leading dimension of at least 1 even for an empty operand.
+  const std::int64_t lda = std::max<std::int64_t>(transpose_a ? M : K, 1);
+  const std::int64_t ldb = std::max<std::int64_t>(transpose_b ? K : N, 1);
+  gemm(transpose_a, transpose_b, M, N, K, alpha, A, lda, B, ldb, beta, C, std::max<std::int64_t>(N, 1));
 }
 
 void add_row_vector(std::int64_t rows, std::int64_t cols, const float* bias, float* y) {
