@@ -1,0 +1,243 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "bnlab/layers/batch_normalization.hpp"
+#include "layers/grad_check.hpp"
+
+namespace bnlab {
+namespace {
+
+using testing::check_layer_gradients;
+using testing::random_tensor;
+
+// gamma and beta away from their 1/0 initial values, so their gradients are really exercised.
+void randomize_affine(BatchNormalization& bn, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist(0.5f, 1.5f);
+  if (bn.options().scale)
+    for (std::int64_t i = 0; i < bn.gamma().value.size(); ++i) bn.gamma().value[i] = dist(gen);
+  if (bn.options().center)
+    for (std::int64_t i = 0; i < bn.beta().value.size(); ++i) bn.beta().value[i] = dist(gen) - 1.0f;
+}
+
+// Per-channel biased mean and variance in double; x viewed as rows of `channels` (channels last).
+void channel_moments(const Tensor& x, std::int64_t channels, std::vector<double>& mean, std::vector<double>& var) {
+  const std::int64_t rows = x.size() / channels;
+  mean.assign(channels, 0.0);
+  var.assign(channels, 0.0);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < channels; ++c) mean[c] += x[r * channels + c];
+  for (auto& m : mean) m /= static_cast<double>(rows);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < channels; ++c) var[c] += std::pow(x[r * channels + c] - mean[c], 2);
+  for (auto& v : var) v /= static_cast<double>(rows);
+}
+
+TEST(BatchNormalization, TrainingGradientsNc) {
+  Rng rng(0);
+  BatchNormalization bn;
+  bn.build({5}, rng);
+  randomize_affine(bn, 1);
+  testing::GradCheckOptions options;
+  options.step = 2e-3;
+  EXPECT_GT(check_layer_gradients(bn, random_tensor({6, 5}, Layout::NC, 2, -2.0f, 2.0f), 3, options), 0);
+}
+
+TEST(BatchNormalization, TrainingGradientsNhwc) {
+  Rng rng(0);
+  BatchNormalization bn;
+  bn.build({3, 3, 4}, rng);
+  EXPECT_EQ(bn.kernel_shape(2).layout, Layout::NHWC);
+  EXPECT_EQ(bn.kernel_shape(2).spatial, 9);
+  randomize_affine(bn, 4);
+  testing::GradCheckOptions options;
+  options.step = 2e-3;
+  EXPECT_GT(check_layer_gradients(bn, random_tensor({2, 3, 3, 4}, Layout::NHWC, 5, -2.0f, 2.0f), 6, options), 0);
+}
+
+TEST(BatchNormalization, TrainingGradientsNchwAndWithoutCenterOrScale) {
+  Rng rng(0);
+  BatchNormalizationOptions o;
+  o.axis = 1;
+  o.center = false;
+  BatchNormalization bn(o);
+  bn.build({3, 2, 4}, rng);
+  EXPECT_EQ(bn.kernel_shape(2).layout, Layout::NCHW);
+  EXPECT_EQ(bn.kernel_shape(2).channels, 3);
+  ASSERT_EQ(bn.parameters().size(), 3u);  // gamma, moving_mean, moving_variance
+  randomize_affine(bn, 7);
+  testing::GradCheckOptions options;
+  options.step = 2e-3;
+  EXPECT_GT(check_layer_gradients(bn, random_tensor({3, 3, 2, 4}, Layout::NCHW, 8, -2.0f, 2.0f), 9, options), 0);
+  BatchNormalizationOptions plain;
+  plain.scale = false;
+  BatchNormalization no_gamma(plain);
+  no_gamma.build({4}, rng);
+  EXPECT_GT(check_layer_gradients(no_gamma, random_tensor({5, 4}, Layout::NC, 10, -2.0f, 2.0f), 11, options), 0);
+}
+
+TEST(BatchNormalization, InferenceBackwardHoldsStatisticsConstant) {
+  Rng rng(0);
+  BatchNormalization bn;
+  bn.build({4}, rng);
+  randomize_affine(bn, 12);
+  for (int c = 0; c < 4; ++c) {
+    bn.moving_mean().value[c] = 0.1f * static_cast<float>(c);
+    bn.moving_variance().value[c] = 0.5f + 0.25f * static_cast<float>(c);
+  }
+  testing::GradCheckOptions options;
+  options.training = false;
+  EXPECT_GT(check_layer_gradients(bn, random_tensor({3, 4}, Layout::NC, 13), 14, options), 0);
+}
+
+TEST(BatchNormalization, SeedCheckOnNormalData) {
+  // Seed 000: x ~ N(5, 2) of shape (100, 2); the training output has mean ~0 and variance ~1.
+  Rng rng(0);
+  BatchNormalization bn;
+  bn.build({2}, rng);
+  Tensor x({100, 2}, Layout::NC);
+  std::mt19937_64 gen(42);
+  std::normal_distribution<float> normal(5.0f, 2.0f);
+  for (std::int64_t i = 0; i < x.size(); ++i) x[i] = normal(gen);
+  std::vector<double> mean, var;
+  channel_moments(bn.forward(x, true), 2, mean, var);
+  for (int c = 0; c < 2; ++c) {
+    EXPECT_NEAR(mean[c], 0.0, 1e-5);
+    // var / (var + epsilon) with epsilon = 1e-3 and var ~ 4.
+    EXPECT_NEAR(var[c], 1.0, 1e-3);
+  }
+}
+
+TEST(BatchNormalization, KerasMovingStatistics) {
+  Rng rng(0);
+  BatchNormalization bn;  // momentum 0.99, epsilon 1e-3
+  bn.build({3}, rng);
+  const Tensor x1 = random_tensor({8, 3}, Layout::NC, 20, 0.0f, 4.0f);
+  const Tensor x2 = random_tensor({8, 3}, Layout::NC, 21, -1.0f, 1.0f);
+  std::vector<double> m1, v1, m2, v2;
+  channel_moments(x1, 3, m1, v1);
+  channel_moments(x2, 3, m2, v2);
+  bn.forward(x1, true);
+  bn.forward(x2, true);
+  for (int c = 0; c < 3; ++c) {
+    // From moving_mean = 0, moving_variance = 1, with the biased batch variance.
+    const double mean = (0.0 * 0.99 + m1[c] * 0.01) * 0.99 + m2[c] * 0.01;
+    const double var = (1.0 * 0.99 + v1[c] * 0.01) * 0.99 + v2[c] * 0.01;
+    EXPECT_NEAR(bn.moving_mean().value[c], mean, 1e-6);
+    EXPECT_NEAR(bn.moving_variance().value[c], var, 1e-6);
+  }
+  // Inference normalizes with the moving statistics, and leaves them alone.
+  const Tensor& y = bn.forward(x1, false);
+  for (int n = 0; n < 8; ++n)
+    for (int c = 0; c < 3; ++c) {
+      const double expected = (x1[n * 3 + c] - bn.moving_mean().value[c]) /
+                              std::sqrt(static_cast<double>(bn.moving_variance().value[c]) + 1e-3);
+      EXPECT_NEAR(y[n * 3 + c], expected, 1e-5);
+    }
+  EXPECT_NEAR(bn.moving_mean().value[0], (m1[0] * 0.01) * 0.99 + m2[0] * 0.01, 1e-6);
+}
+
+TEST(BatchNormalization, PyTorchRunningStatisticsWithMomentum) {
+  Rng rng(0);
+  BatchNormalization bn = BatchNorm1d(3);  // eps 1e-5, momentum 0.1
+  bn.build({3}, rng);
+  const Tensor x = random_tensor({5, 3}, Layout::NC, 30, 0.0f, 4.0f);
+  std::vector<double> mean, var;
+  channel_moments(x, 3, mean, var);
+  bn.forward(x, true);
+  EXPECT_EQ(bn.num_batches_tracked(), 1);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(bn.moving_mean().value[c], 0.1 * mean[c], 1e-6);
+    // Unbiased: m / (m - 1) = 5 / 4.
+    EXPECT_NEAR(bn.moving_variance().value[c], 0.9 + 0.1 * var[c] * 5.0 / 4.0, 1e-6);
+  }
+  // Training output uses eps = 1e-5.
+  const Tensor& y = bn.forward(x, true);
+  EXPECT_NEAR(y[0], (x[0] - mean[0]) / std::sqrt(var[0] + 1e-5), 1e-5);
+}
+
+TEST(BatchNormalization, PyTorchCumulativeAverageWithoutMomentum) {
+  Rng rng(0);
+  BatchNormalization bn = BatchNorm2d(2, 1e-5f, std::nullopt);
+  bn.build({2, 3, 3}, rng);  // (C, H, W)
+  EXPECT_EQ(bn.kernel_shape(4).layout, Layout::NCHW);
+  const Tensor x1 = random_tensor({4, 2, 3, 3}, Layout::NCHW, 40, 0.0f, 2.0f);
+  const Tensor x2 = random_tensor({4, 2, 3, 3}, Layout::NCHW, 41, 2.0f, 6.0f);
+  auto channel_mean = [](const Tensor& x, int c) {
+    double sum = 0.0;
+    for (int n = 0; n < 4; ++n)
+      for (int s = 0; s < 9; ++s) sum += x[(n * 2 + c) * 9 + s];
+    return sum / 36.0;
+  };
+  bn.forward(x1, true);
+  bn.forward(x2, true);
+  EXPECT_EQ(bn.num_batches_tracked(), 2);
+  // Momentum None: the plain average of the batch means.
+  for (int c = 0; c < 2; ++c)
+    EXPECT_NEAR(bn.moving_mean().value[c], (channel_mean(x1, c) + channel_mean(x2, c)) / 2.0, 1e-5);
+  EXPECT_EQ(bn.config().at("momentum"), "none");
+  EXPECT_EQ(bn.config().at("num_batches_tracked"), "2");
+}
+
+TEST(BatchNormalization, KerasParameterOrderCountsAndTrainability) {
+  Rng rng(0);
+  BatchNormalization bn;
+  bn.build({784}, rng);
+  const auto params = bn.parameters();
+  ASSERT_EQ(params.size(), 4u);
+  const char* names[] = {"gamma", "beta", "moving_mean", "moving_variance"};
+  std::int64_t total = 0, non_trainable = 0;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(params[i]->name, names[i]);
+    EXPECT_EQ(params[i]->trainable, i < 2);
+    EXPECT_EQ(params[i]->grad.defined(), i < 2);
+    total += params[i]->value.size();
+    if (!params[i]->trainable) non_trainable += params[i]->value.size();
+  }
+  EXPECT_EQ(total, 3136);  // the seed's summary: batch_normalization (None, 784) 3136
+  EXPECT_EQ(non_trainable, 1568);
+  for (std::int64_t i = 0; i < 784; ++i) {
+    ASSERT_EQ(params[0]->value[i], 1.0f);
+    ASSERT_EQ(params[1]->value[i], 0.0f);
+    ASSERT_EQ(params[2]->value[i], 0.0f);
+    ASSERT_EQ(params[3]->value[i], 1.0f);
+  }
+}
+
+TEST(BatchNormalization, BadArgumentsThrowNamingThem) {
+  BatchNormalizationOptions o;
+  o.epsilon = 0.0f;
+  BNLAB_EXPECT_INVALID(BatchNormalization{o}, "BatchNormalization", "epsilon", "0");
+  o = {};
+  o.momentum = 1.5f;
+  BNLAB_EXPECT_INVALID(BatchNormalization{o}, "BatchNormalization", "momentum", "1.5");
+  o = {};
+  o.momentum = std::nullopt;
+  BNLAB_EXPECT_INVALID(BatchNormalization{o}, "BatchNormalization", "momentum", "none");
+  o = {};
+  o.gamma_initializer = "random";
+  BNLAB_EXPECT_INVALID(BatchNormalization{o}, "BatchNormalization", "gamma_initializer", "random");
+  Rng rng(0);
+  o = {};
+  o.axis = 2;
+  BatchNormalization middle(o);
+  middle.set_name("bn");
+  BNLAB_EXPECT_INVALID(middle.build({4, 4, 3}, rng), "BatchNormalization 'bn'", "axis", "2", "(None, 4, 4, 3)");
+  o.axis = 0;
+  BNLAB_EXPECT_INVALID(BatchNormalization(o).build({4}, rng), "axis", "0");
+  BNLAB_EXPECT_INVALID(BatchNorm1d(10).build({12}, rng), "num_features", "10", "12");
+  BNLAB_EXPECT_INVALID(BatchNorm2d(3).build({3}, rng), "(None, 3)", "3 to 3");
+  BNLAB_EXPECT_INVALID(BatchNorm1d(0), "num_features", "0");
+  BatchNormalization bn;
+  bn.build({4}, rng);
+  // One value per channel in training: the variance is undefined (PyTorch refuses it too).
+  BNLAB_EXPECT_INVALID(bn.forward(Tensor({1, 4}, Layout::NC), true), "BatchNormalization", "(1, 4)",
+                       "more than one value per channel");
+  EXPECT_NO_THROW(bn.forward(Tensor({1, 4}, Layout::NC), false));
+  BNLAB_EXPECT_INVALID(bn.forward(Tensor({2, 5}, Layout::NC), true), "(2, 5)", "(None, 4)");
+}
+
+}  // namespace
+}  // namespace bnlab
