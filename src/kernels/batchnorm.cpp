@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <immintrin.h>
 
 #include "kernels/batchnorm_loops.hpp"
 
@@ -18,6 +19,9 @@ constexpr std::int64_t block_channels = 256;
 constexpr std::int64_t max_partials = 2048;
 // Below this many elements a parallel region costs more than it saves (the seed MLP's 32x300).
 constexpr std::int64_t parallel_threshold = std::int64_t{1} << 15;
+// Outputs at least this large are written with non-temporal stores: they cannot stay in cache
+// for the next layer anyway, and streaming skips the read-for-ownership of every line.
+constexpr std::int64_t streaming_threshold_bytes = std::int64_t{16} << 20;
 // The pivot is the mean of the first few values of a channel; moments about it stay free of
 // cancellation while (mean - pivot)^2 <= pivot_tolerance * variance, else a second pass
 // re-centres on the first mean (see docs/batchnorm.md, "Numerics").
@@ -32,6 +36,10 @@ struct Plan {
   std::int64_t rows;   // N*S rows of C floats (row order)
   std::int64_t groups; // reduction groups per channel: row ranges (row order) or sample ranges (NCHW)
   bool parallel;
+  bool stream;       // non-temporal stores for the output
+  // NCHW with enough channels: one task per channel computes its statistics and then its
+  // output, so the second read of the channel comes from cache, not memory.
+  bool per_channel;
 
   explicit Plan(const BatchNormShape& shape)
       : N(shape.batch), C(shape.channels), S(shape.spatial), m(shape.batch * shape.spatial),
@@ -43,6 +51,8 @@ struct Plan {
       groups = std::clamp<std::int64_t>(std::min<std::int64_t>(N, (16 + C - 1) / C), 1, 16);
     }
     parallel = shape.size() >= parallel_threshold;
+    stream = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= streaming_threshold_bytes;
+    per_channel = !row_order && groups == 1;
   }
 
   std::int64_t range_begin(std::int64_t extent, std::int64_t g) const { return extent * g / groups; }
@@ -131,23 +141,79 @@ void block_moments(const Plan& plan, const float* x, std::int64_t c0, std::int64
       });
 }
 
-// Elementwise passes: any split gives the same bits, so split for balance alone.
+// Elementwise passes: any split gives the same bits, so split for balance alone. Streaming
+// stores are weakly ordered: each thread fences its own before the region's closing barrier.
 template <class RowsTask, class PlaneTask>
 void for_each_block_part(const Plan& plan, std::int64_t width, RowsTask rows_task, PlaneTask plane_task) {
-  if (plan.row_order) {
-    constexpr std::int64_t rows_per_task = 64;
-    const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
-#pragma omp parallel for schedule(static) if (plan.parallel)
-    for (std::int64_t t = 0; t < tasks; ++t)
-      rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task));
-  } else {
-    const std::int64_t tasks = plan.N * width;
-#pragma omp parallel for schedule(static) if (plan.parallel)
-    for (std::int64_t t = 0; t < tasks; ++t) plane_task(t / width, t % width);
+#pragma omp parallel if (plan.parallel)
+  {
+    if (plan.row_order) {
+      constexpr std::int64_t rows_per_task = 64;
+      const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
+#pragma omp for schedule(static) nowait
+      for (std::int64_t t = 0; t < tasks; ++t)
+        rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task));
+    } else {
+      const std::int64_t tasks = plan.N * width;
+#pragma omp for schedule(static) nowait
+      for (std::int64_t t = 0; t < tasks; ++t) plane_task(t / width, t % width);
+    }
+    if (plan.stream) _mm_sfence();
+  }
+}
+
+// One task per channel (NCHW, plan.per_channel): `channel_task(c)` reads and writes channel c only.
+template <class ChannelTask>
+void for_each_channel(const Plan& plan, ChannelTask channel_task) {
+#pragma omp parallel if (plan.parallel)
+  {
+#pragma omp for schedule(static) nowait
+    for (std::int64_t c = 0; c < plan.C; ++c) channel_task(c);
+    if (plan.stream) _mm_sfence();
   }
 }
 
 float value_or(const float* p, std::int64_t i, float fallback) { return p ? p[i] : fallback; }
+
+}  // namespace
+
+namespace {
+
+// The statistics of one channel from its moments about `pivot`, and the constants of its
+// output: y = ((x - pivot) - centered_mean) * scale + shift.
+struct ChannelStatistics {
+  float mean, inv_std, variance, centered_mean, scale, shift;
+};
+
+ChannelStatistics finish_statistics(double sum, double sum_sq, double m, float pivot, float epsilon, float gamma,
+                                    float beta) {
+  const double d = sum / m;
+  const double var = std::max(sum_sq / m - d * d, 0.0);  // NaN passes through max
+  const double inv_std = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
+  return {static_cast<float>(pivot + d), static_cast<float>(inv_std), static_cast<float>(var),
+          static_cast<float>(d), static_cast<float>(gamma * inv_std), beta};
+}
+
+// A pivot far from the mean (measured in standard deviations) would make the variance a
+// difference of two large numbers; the caller then centres on the first estimate and sums again.
+bool needs_recentre(double sum, double sum_sq, double m) {
+  const double d = sum / m, var = sum_sq / m - d * d;
+  return std::isfinite(d) && d * d > pivot_tolerance * var;
+}
+
+float channel_pivot(const Plan& plan, const float* x, std::int64_t c) {
+  const std::int64_t samples = std::min(pivot_samples, plan.m);
+  float s = 0.0f;
+  for (std::int64_t i = 0; i < samples; ++i) s += x[plan.element(c, i)];
+  return s / static_cast<float>(samples);
+}
+
+void store_statistics(const ChannelStatistics& st, std::int64_t c, float* saved_mean, float* saved_inv_std,
+                      float* batch_variance) {
+  saved_mean[c] = st.mean;
+  saved_inv_std[c] = st.inv_std;
+  if (batch_variance) batch_variance[c] = st.variance;
+}
 
 }  // namespace
 
@@ -166,41 +232,55 @@ void batchnorm_forward_training(const BatchNormShape& shape, const float* x, con
   const bool relu = activation == FusedActivation::relu;
   const double m = static_cast<double>(plan.m);
 
+  if (plan.per_channel) {
+    for_each_channel(plan, [&](std::int64_t c) {
+      auto moments = [&](float pivot, double& sum, double& sum_sq) {
+        sum = sum_sq = 0.0;
+        for (std::int64_t n = 0; n < plan.N; ++n)
+          loops::moments_contiguous(x + (n * plan.C + c) * plan.S, plan.S, pivot, sum, sum_sq);
+      };
+      float pivot = channel_pivot(plan, x, c);
+      double sum, sum_sq;
+      moments(pivot, sum, sum_sq);
+      if (needs_recentre(sum, sum_sq, m)) {
+        pivot = static_cast<float>(pivot + sum / m);
+        moments(pivot, sum, sum_sq);
+      }
+      const auto st = finish_statistics(sum, sum_sq, m, pivot, epsilon, value_or(gamma, c, 1.0f),
+                                        value_or(beta, c, 0.0f));
+      store_statistics(st, c, saved_mean, saved_inv_std, batch_variance);
+      for (std::int64_t n = 0; n < plan.N; ++n) {
+        const std::int64_t offset = (n * plan.C + c) * plan.S;
+        loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot, st.centered_mean, st.scale, st.shift, relu,
+                                    plan.stream);
+      }
+    });
+    return;
+  }
+
   for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
     const std::int64_t width = std::min(block_channels, plan.C - c0);
     float pivot[block_channels], centered_mean[block_channels], scale[block_channels], shift[block_channels];
     double sum[block_channels], sum_sq[block_channels];
-
-    const std::int64_t samples = std::min(pivot_samples, plan.m);
-    for (std::int64_t c = 0; c < width; ++c) {
-      float s = 0.0f;
-      for (std::int64_t i = 0; i < samples; ++i) s += x[plan.element(c0 + c, i)];
-      pivot[c] = s / static_cast<float>(samples);
-    }
+    for (std::int64_t c = 0; c < width; ++c) pivot[c] = channel_pivot(plan, x, c0 + c);
     block_moments(plan, x, c0, width, pivot, sum, sum_sq);
 
-    // A pivot far from the mean (measured in standard deviations) would make the variance a
-    // difference of two large numbers: centre on the first estimate and sum again.
     bool recentre = false;
     for (std::int64_t c = 0; c < width; ++c) {
-      const double d = sum[c] / m, var = sum_sq[c] / m - d * d;
-      if (std::isfinite(d) && d * d > pivot_tolerance * var) {
-        pivot[c] = static_cast<float>(pivot[c] + d);
+      if (needs_recentre(sum[c], sum_sq[c], m)) {
+        pivot[c] = static_cast<float>(pivot[c] + sum[c] / m);
         recentre = true;
       }
     }
     if (recentre) block_moments(plan, x, c0, width, pivot, sum, sum_sq);
 
     for (std::int64_t c = 0; c < width; ++c) {
-      const double d = sum[c] / m;
-      const double var = std::max(sum_sq[c] / m - d * d, 0.0);  // NaN passes through max
-      const double inv_std = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
-      saved_mean[c0 + c] = static_cast<float>(pivot[c] + d);
-      saved_inv_std[c0 + c] = static_cast<float>(inv_std);
-      if (batch_variance) batch_variance[c0 + c] = static_cast<float>(var);
-      centered_mean[c] = static_cast<float>(d);
-      scale[c] = static_cast<float>(value_or(gamma, c0 + c, 1.0f) * inv_std);
-      shift[c] = value_or(beta, c0 + c, 0.0f);
+      const auto st = finish_statistics(sum[c], sum_sq[c], m, pivot[c], epsilon, value_or(gamma, c0 + c, 1.0f),
+                                        value_or(beta, c0 + c, 0.0f));
+      store_statistics(st, c0 + c, saved_mean, saved_inv_std, batch_variance);
+      centered_mean[c] = st.centered_mean;
+      scale[c] = st.scale;
+      shift[c] = st.shift;
     }
 
     for_each_block_part(
@@ -208,12 +288,12 @@ void batchnorm_forward_training(const BatchNormShape& shape, const float* x, con
         [&](std::int64_t r0, std::int64_t r1) {
           const std::int64_t offset = r0 * plan.C + c0;
           loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, centered_mean, scale, shift,
-                                relu);
+                                relu, plan.stream);
         },
         [&](std::int64_t n, std::int64_t c) {
           const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
           loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], centered_mean[c], scale[c], shift[c],
-                                      relu);
+                                      relu, plan.stream);
         });
   }
 }
@@ -245,19 +325,29 @@ void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, co
         plan, width,
         [&](std::int64_t r0, std::int64_t r1) {
           const std::int64_t offset = r0 * plan.C + c0;
-          loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, zero, scale, shift, relu);
+          loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, zero, scale, shift, relu,
+                                plan.stream);
         },
         [&](std::int64_t n, std::int64_t c) {
           const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
-          loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], 0.0f, scale[c], shift[c], relu);
+          loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], 0.0f, scale[c], shift[c], relu,
+                                      plan.stream);
         });
   }
 }
 
 namespace {
 
-// The backward of both forwards: per block, the sums of dy' and dy' * (x - mean), then
-// dx = dy' * a + (x - mean) * b + c with per-channel a, b, c from `coefficients`.
+struct BackwardChannel {
+  float mean, scale, shift;  // scale and shift recompute y for the fused ReLU's mask
+  double inv_std;
+};
+struct InputGradient {
+  float a, b, c;  // dx = dy' * a + (x - mean) * b + c
+};
+
+// The backward of both forwards: per channel, the sums of dy' and dy' * (x - mean), then
+// dx = dy' * a + (x - mean) * b + c with a, b, c from `coefficients`.
 template <class Coefficients>
 void backward_common(const char* who, const BatchNormShape& shape, const float* x, const float* dy,
                      const float* gamma, const float* beta, const float* mean, const float* inv_std_in,
@@ -270,17 +360,52 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
   const bool relu = activation == FusedActivation::relu;
   need_sums = need_sums || dgamma || dbeta;
 
+  auto channel = [&](std::int64_t c) {
+    const double inv_std = inv_std_in ? static_cast<double>(inv_std_in[c])
+                                      : 1.0 / std::sqrt(static_cast<double>(variance[c]) + epsilon);
+    return BackwardChannel{mean[c], static_cast<float>(value_or(gamma, c, 1.0f) * inv_std), value_or(beta, c, 0.0f),
+                           inv_std};
+  };
+  auto finish = [&](std::int64_t c, const BackwardChannel& ch, double sum_dy, double sum_dy_xc) {
+    if (dbeta) dbeta[c] = static_cast<float>(sum_dy);
+    if (dgamma) dgamma[c] = static_cast<float>(sum_dy_xc * ch.inv_std);
+    double a, b, k;
+    coefficients(static_cast<double>(value_or(gamma, c, 1.0f)), ch.inv_std, sum_dy, sum_dy_xc,
+                 static_cast<double>(plan.m), a, b, k);
+    return InputGradient{static_cast<float>(a), static_cast<float>(b), static_cast<float>(k)};
+  };
+
+  if (plan.per_channel) {
+    for_each_channel(plan, [&](std::int64_t c) {
+      const BackwardChannel ch = channel(c);
+      double sum_dy = 0.0, sum_dy_xc = 0.0;
+      if (need_sums)
+        for (std::int64_t n = 0; n < plan.N; ++n) {
+          const std::int64_t offset = (n * plan.C + c) * plan.S;
+          loops::grad_sums_contiguous(x + offset, dy + offset, plan.S, ch.mean, ch.scale, ch.shift, relu, sum_dy,
+                                      sum_dy_xc);
+        }
+      const InputGradient g = finish(c, ch, sum_dy, sum_dy_xc);
+      for (std::int64_t n = 0; n < plan.N; ++n) {
+        const std::int64_t offset = (n * plan.C + c) * plan.S;
+        loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, ch.mean, g.a, g.b, g.c, ch.scale,
+                                     ch.shift, relu, plan.stream);
+      }
+    });
+    return;
+  }
+
   for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
     const std::int64_t width = std::min(block_channels, plan.C - c0);
     float mean_b[block_channels], scale[block_channels], shift[block_channels];
     float a[block_channels], b[block_channels], c_term[block_channels];
-    double inv_std[block_channels], sum_dy[block_channels], sum_dy_xc[block_channels];
+    double sum_dy[block_channels], sum_dy_xc[block_channels];
+    BackwardChannel ch[block_channels];
     for (std::int64_t c = 0; c < width; ++c) {
-      mean_b[c] = mean[c0 + c];
-      inv_std[c] = inv_std_in ? static_cast<double>(inv_std_in[c0 + c])
-                              : 1.0 / std::sqrt(static_cast<double>(variance[c0 + c]) + epsilon);
-      scale[c] = static_cast<float>(value_or(gamma, c0 + c, 1.0f) * inv_std[c]);
-      shift[c] = value_or(beta, c0 + c, 0.0f);
+      ch[c] = channel(c0 + c);
+      mean_b[c] = ch[c].mean;
+      scale[c] = ch[c].scale;
+      shift[c] = ch[c].shift;
     }
     if (need_sums) {
       reduce_block(
@@ -300,26 +425,22 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
       std::fill(sum_dy_xc, sum_dy_xc + width, 0.0);
     }
     for (std::int64_t c = 0; c < width; ++c) {
-      if (dbeta) dbeta[c0 + c] = static_cast<float>(sum_dy[c]);
-      if (dgamma) dgamma[c0 + c] = static_cast<float>(sum_dy_xc[c] * inv_std[c]);
-      double ca, cb, cc;
-      coefficients(static_cast<double>(value_or(gamma, c0 + c, 1.0f)), inv_std[c], sum_dy[c], sum_dy_xc[c],
-                   static_cast<double>(plan.m), ca, cb, cc);
-      a[c] = static_cast<float>(ca);
-      b[c] = static_cast<float>(cb);
-      c_term[c] = static_cast<float>(cc);
+      const InputGradient g = finish(c0 + c, ch[c], sum_dy[c], sum_dy_xc[c]);
+      a[c] = g.a;
+      b[c] = g.b;
+      c_term[c] = g.c;
     }
     for_each_block_part(
         plan, width,
         [&](std::int64_t r0, std::int64_t r1) {
           const std::int64_t offset = r0 * plan.C + c0;
           loops::grad_input_rows(x + offset, dy + offset, dx + offset, r1 - r0, plan.C, width, mean_b, a, b, c_term,
-                                 scale, shift, relu);
+                                 scale, shift, relu, plan.stream);
         },
         [&](std::int64_t n, std::int64_t c) {
           const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
           loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, mean_b[c], a[c], b[c], c_term[c],
-                                       scale[c], shift[c], relu);
+                                       scale[c], shift[c], relu, plan.stream);
         });
   }
 }

@@ -66,44 +66,87 @@ BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std
   }
 }
 
-template <bool relu>
+BNLAB_INLINE float normalized(float x, float pivot, float centered_mean, float scale, float shift) {
+  return ((x - pivot) - centered_mean) * scale + shift;
+}
+
+template <bool relu, bool stream>
 BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64_t len, float pivot,
                                             float centered_mean, float scale, float shift) {
-  for (std::int64_t i = 0; i < len; ++i) {
-    const float v = ((x[i] - pivot) - centered_mean) * scale + shift;
+  std::int64_t i = 0;
+  if constexpr (stream) {
+    for (; i < len && !simd::line_aligned(y + i); ++i) {
+      const float v = normalized(x[i], pivot, centered_mean, scale, shift);
+      y[i] = relu ? relu_keep_nan(v) : v;
+    }
+    const f32x16 p = simd::broadcast(pivot), m = simd::broadcast(centered_mean), sc = simd::broadcast(scale),
+                 sh = simd::broadcast(shift);
+    for (; i + simd::lanes <= len; i += simd::lanes) {
+      f32x16 v = ((simd::load(x + i) - p) - m) * sc + sh;
+      if constexpr (relu) v = v < 0.0f ? f32x16{} : v;
+      simd::stream(y + i, v);
+    }
+  }
+  for (; i < len; ++i) {
+    const float v = normalized(x[i], pivot, centered_mean, scale, shift);
     y[i] = relu ? relu_keep_nan(v) : v;
   }
 }
 
 BNLAB_MULTIVERSION void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot,
-                                                  float centered_mean, float scale, float shift, bool relu) {
-  if (relu)
-    normalize_contiguous_body<true>(x, y, len, pivot, centered_mean, scale, shift);
+                                                  float centered_mean, float scale, float shift, bool relu,
+                                                  bool stream) {
+  if (relu && stream)
+    normalize_contiguous_body<true, true>(x, y, len, pivot, centered_mean, scale, shift);
+  else if (relu)
+    normalize_contiguous_body<true, false>(x, y, len, pivot, centered_mean, scale, shift);
+  else if (stream)
+    normalize_contiguous_body<false, true>(x, y, len, pivot, centered_mean, scale, shift);
   else
-    normalize_contiguous_body<false>(x, y, len, pivot, centered_mean, scale, shift);
+    normalize_contiguous_body<false, false>(x, y, len, pivot, centered_mean, scale, shift);
 }
 
-template <bool relu>
+// Streaming row by row needs whole lines: rows that start on a line and span whole vectors.
+BNLAB_INLINE bool rows_can_stream(const float* y, std::int64_t row_stride, std::int64_t width) {
+  return simd::line_aligned(y) && row_stride % simd::lanes == 0 && width % simd::lanes == 0;
+}
+
+template <bool relu, bool stream>
 BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* pivot, const float* centered_mean,
                                       const float* scale, const float* shift) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* in = x + r * row_stride;
     float* out = y + r * row_stride;
-    for (std::int64_t c = 0; c < width; ++c) {
-      const float v = ((in[c] - pivot[c]) - centered_mean[c]) * scale[c] + shift[c];
-      out[c] = relu ? relu_keep_nan(v) : v;
+    if constexpr (stream) {
+      for (std::int64_t c = 0; c < width; c += simd::lanes) {
+        f32x16 v = ((simd::load(in + c) - simd::load(pivot + c)) - simd::load(centered_mean + c)) *
+                       simd::load(scale + c) +
+                   simd::load(shift + c);
+        if constexpr (relu) v = v < 0.0f ? f32x16{} : v;
+        simd::stream(out + c, v);
+      }
+    } else {
+      for (std::int64_t c = 0; c < width; ++c) {
+        const float v = normalized(in[c], pivot[c], centered_mean[c], scale[c], shift[c]);
+        out[c] = relu ? relu_keep_nan(v) : v;
+      }
     }
   }
 }
 
 BNLAB_MULTIVERSION void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
                                             std::int64_t width, const float* pivot, const float* centered_mean,
-                                            const float* scale, const float* shift, bool relu) {
-  if (relu)
-    normalize_rows_body<true>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
+                                            const float* scale, const float* shift, bool relu, bool stream) {
+  stream = stream && rows_can_stream(y, row_stride, width);
+  if (relu && stream)
+    normalize_rows_body<true, true>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
+  else if (relu)
+    normalize_rows_body<true, false>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
+  else if (stream)
+    normalize_rows_body<false, true>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
   else
-    normalize_rows_body<false>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
+    normalize_rows_body<false, false>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
 }
 
 template <bool relu>
@@ -181,25 +224,44 @@ BNLAB_MULTIVERSION void grad_sums_rows_impl(const float* x, const float* dy, std
 }
 
 template <bool relu>
+BNLAB_INLINE float grad_input(float x, float dy, float mean, float a, float b, float c, float scale, float shift) {
+  const float xc = x - mean;
+  const float g = relu ? relu_mask(xc * scale + shift, dy) : dy;
+  return g * a + xc * b + c;
+}
+
+template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, float* dx, std::int64_t len,
                                              float mean, float a, float b, float c, float scale, float shift) {
-  for (std::int64_t i = 0; i < len; ++i) {
-    const float xc = x[i] - mean;
-    const float g = relu ? relu_mask(xc * scale + shift, dy[i]) : dy[i];
-    dx[i] = g * a + xc * b + c;
+  std::int64_t i = 0;
+  if constexpr (stream) {
+    for (; i < len && !simd::line_aligned(dx + i); ++i) dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
+    const f32x16 m = simd::broadcast(mean), va = simd::broadcast(a), vb = simd::broadcast(b), vc = simd::broadcast(c),
+                 sc = simd::broadcast(scale), sh = simd::broadcast(shift);
+    for (; i + simd::lanes <= len; i += simd::lanes) {
+      const f32x16 xc = simd::load(x + i) - m;
+      f32x16 g = simd::load(dy + i);
+      if constexpr (relu) g = (xc * sc + sh > 0.0f) ? g : f32x16{};
+      simd::stream(dx + i, g * va + xc * vb + vc);
+    }
   }
+  for (; i < len; ++i) dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
 }
 
 BNLAB_MULTIVERSION void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len,
                                                    float mean, float a, float b, float c, float scale, float shift,
-                                                   bool relu) {
-  if (relu)
-    grad_input_contiguous_body<true>(x, dy, dx, len, mean, a, b, c, scale, shift);
+                                                   bool relu, bool stream) {
+  if (relu && stream)
+    grad_input_contiguous_body<true, true>(x, dy, dx, len, mean, a, b, c, scale, shift);
+  else if (relu)
+    grad_input_contiguous_body<true, false>(x, dy, dx, len, mean, a, b, c, scale, shift);
+  else if (stream)
+    grad_input_contiguous_body<false, true>(x, dy, dx, len, mean, a, b, c, scale, shift);
   else
-    grad_input_contiguous_body<false>(x, dy, dx, len, mean, a, b, c, scale, shift);
+    grad_input_contiguous_body<false, false>(x, dy, dx, len, mean, a, b, c, scale, shift);
 }
 
-template <bool relu>
+template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
                                        std::int64_t row_stride, std::int64_t width, const float* mean,
                                        const float* a, const float* b, const float* c, const float* scale,
@@ -208,10 +270,16 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
     const float* xr = x + r * row_stride;
     const float* dyr = dy + r * row_stride;
     float* dxr = dx + r * row_stride;
-    for (std::int64_t k = 0; k < width; ++k) {
-      const float xc = xr[k] - mean[k];
-      const float g = relu ? relu_mask(xc * scale[k] + shift[k], dyr[k]) : dyr[k];
-      dxr[k] = g * a[k] + xc * b[k] + c[k];
+    if constexpr (stream) {
+      for (std::int64_t k = 0; k < width; k += simd::lanes) {
+        const f32x16 xc = simd::load(xr + k) - simd::load(mean + k);
+        f32x16 g = simd::load(dyr + k);
+        if constexpr (relu) g = (xc * simd::load(scale + k) + simd::load(shift + k) > 0.0f) ? g : f32x16{};
+        simd::stream(dxr + k, g * simd::load(a + k) + xc * simd::load(b + k) + simd::load(c + k));
+      }
+    } else {
+      for (std::int64_t k = 0; k < width; ++k)
+        dxr[k] = grad_input<relu>(xr[k], dyr[k], mean[k], a[k], b[k], c[k], scale[k], shift[k]);
     }
   }
 }
@@ -219,11 +287,16 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
 BNLAB_MULTIVERSION void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows,
                                              std::int64_t row_stride, std::int64_t width, const float* mean,
                                              const float* a, const float* b, const float* c, const float* scale,
-                                             const float* shift, bool relu) {
-  if (relu)
-    grad_input_rows_body<true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+                                             const float* shift, bool relu, bool stream) {
+  stream = stream && rows_can_stream(dx, row_stride, width);
+  if (relu && stream)
+    grad_input_rows_body<true, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+  else if (relu)
+    grad_input_rows_body<true, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+  else if (stream)
+    grad_input_rows_body<false, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
   else
-    grad_input_rows_body<false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+    grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
 }
 
 }  // namespace
@@ -236,13 +309,13 @@ void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, st
   moments_rows_impl(x, rows, row_stride, width, pivot, sum, sum_sq);
 }
 void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
-                          float shift, bool relu) {
-  normalize_contiguous_impl(x, y, len, pivot, centered_mean, scale, shift, relu);
+                          float shift, bool relu, bool stream) {
+  normalize_contiguous_impl(x, y, len, pivot, centered_mean, scale, shift, relu, stream);
 }
 void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
                     const float* pivot, const float* centered_mean, const float* scale, const float* shift,
-                    bool relu) {
-  normalize_rows_impl(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift, relu);
+                    bool relu, bool stream) {
+  normalize_rows_impl(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift, relu, stream);
 }
 void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
                           bool relu, double& sum_dy, double& sum_dy_xc) {
@@ -254,13 +327,13 @@ void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int
   grad_sums_rows_impl(x, dy, rows, row_stride, width, mean, scale, shift, relu, sum_dy, sum_dy_xc);
 }
 void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a,
-                           float b, float c, float scale, float shift, bool relu) {
-  grad_input_contiguous_impl(x, dy, dx, len, mean, a, b, c, scale, shift, relu);
+                           float b, float c, float scale, float shift, bool relu, bool stream) {
+  grad_input_contiguous_impl(x, dy, dx, len, mean, a, b, c, scale, shift, relu, stream);
 }
 void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
                      std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
-                     const float* scale, const float* shift, bool relu) {
-  grad_input_rows_impl(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, relu);
+                     const float* scale, const float* shift, bool relu, bool stream) {
+  grad_input_rows_impl(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, relu, stream);
 }
 
 const char* selected_instruction_set() {

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include <immintrin.h>
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(BNLAB_NO_MULTIVERSION)
 #define BNLAB_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -40,6 +42,19 @@ BNLAB_INLINE void widen_add(f32x16 v, f64x8& low, f64x8& high) {
   low += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), f64x8);
   high += __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), f64x8);
 }
+
+// Non-temporal store of 16 floats to a 64-byte aligned address: a whole cache line written
+// without reading it first. SSE's movntps exists on every x86-64, so this compiles in every
+// version; the wider versions split the vector into four 16-byte stores that the CPU's
+// write-combining buffer merges into one line.
+BNLAB_INLINE void stream(float* p, f32x16 v) {
+  _mm_stream_ps(p, (__m128)__builtin_shufflevector(v, v, 0, 1, 2, 3));
+  _mm_stream_ps(p + 4, (__m128)__builtin_shufflevector(v, v, 4, 5, 6, 7));
+  _mm_stream_ps(p + 8, (__m128)__builtin_shufflevector(v, v, 8, 9, 10, 11));
+  _mm_stream_ps(p + 12, (__m128)__builtin_shufflevector(v, v, 12, 13, 14, 15));
+}
+
+BNLAB_INLINE bool line_aligned(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 63) == 0; }
 
 // Lane order, fixed: 0, 1, ..., 15.
 BNLAB_INLINE double sum_lanes(f64x8 low, f64x8 high) {

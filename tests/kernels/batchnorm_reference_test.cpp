@@ -42,6 +42,10 @@ std::vector<Case> cases() {
   // The seed MLP's layer and a batch of 2 (the smallest legal training batch).
   out.push_back({{32, 300, 1, Layout::NC}, true, true, false});
   out.push_back({{2, 17, 1, Layout::NC}, true, true, true});
+  // Over 16 MiB: outputs written with streaming stores; 127x127 planes start off cache lines.
+  out.push_back({{8, 33, 127 * 127, Layout::NCHW}, true, true, true});
+  out.push_back({{4, 64, 130 * 130, Layout::NHWC}, true, true, false});
+  out.push_back({{16384, 272, 1, Layout::NC}, true, false, true});
   return out;
 }
 
