@@ -155,6 +155,8 @@ public:
   // options and optimizer state. Written atomically: PATH.tmp.XXXXXX in the same directory,
   // fsync, rename; on failure the temporary is removed and an existing PATH is untouched.
   void save(const std::string& path) const;
+  // Layers are rebuilt by bnlab::make_layer, or by the given factory.
+  static Sequential load(const std::string& path);
   static Sequential load(const std::string& path, const LayerFactory& factory);
 
 private:

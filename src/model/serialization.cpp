@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "bnlab/layers/factory.hpp"
 #include "bnlab/model.hpp"
 
 namespace bnlab {
@@ -281,6 +282,8 @@ void Sequential::save(const std::string& path) const {
   w.u32(crc);
   write_atomically(path, bytes);
 }
+
+Sequential Sequential::load(const std::string& path) { return load(path, make_layer); }
 
 Sequential Sequential::load(const std::string& path, const LayerFactory& factory) {
   if (!factory) throw std::invalid_argument(fmt::format("load '{}': no layer factory given", path));

@@ -1,0 +1,227 @@
+// The seed 003 models built from the production layers: summaries and counts, a gradient check
+// through the real Dense/BatchNormalization/activations and the fused loss, and save/load
+// through bnlab::make_layer.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bnlab/layers/layers.hpp"
+#include "bnlab/models.hpp"
+
+namespace bnlab {
+namespace {
+
+struct Images {
+  Tensor x;
+  std::vector<std::int32_t> y;
+};
+
+// Fashion-MNIST-shaped inputs (pixels in [0, 1]) whose class shows in the brightness of one
+// image row, so that a few epochs can learn it.
+Images make_images(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> pixel(0.0f, 0.5f);
+  Images d{Tensor({n, 28, 28}), std::vector<std::int32_t>(static_cast<std::size_t>(n))};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int c = static_cast<int>(rng() % 10);
+    d.y[static_cast<std::size_t>(i)] = c;
+    for (int p = 0; p < 784; ++p) d.x[i * 784 + p] = pixel(rng) + (p / 28 == 2 * c + 4 ? 0.5f : 0.0f);
+  }
+  return d;
+}
+
+TEST(SeedModels, BaselineSummary) {
+  const std::string expected =
+      "Model: \"sequential\"\n"
+      "_________________________________________________________________\n"
+      "Layer (type)                 Output Shape              Param #   \n"
+      "=================================================================\n"
+      "flatten (Flatten)            (None, 784)               0         \n"
+      "_________________________________________________________________\n"
+      "dense (Dense)                (None, 300)               235500    \n"
+      "_________________________________________________________________\n"
+      "leaky_re_lu (LeakyReLU)      (None, 300)               0         \n"
+      "_________________________________________________________________\n"
+      "dense_1 (Dense)              (None, 100)               30100     \n"
+      "_________________________________________________________________\n"
+      "leaky_re_lu_1 (LeakyReLU)    (None, 100)               0         \n"
+      "_________________________________________________________________\n"
+      "dense_2 (Dense)              (None, 10)                1010      \n"
+      "=================================================================\n"
+      "Total params: 266,610\n"
+      "Trainable params: 266,610\n"
+      "Non-trainable params: 0\n"
+      "_________________________________________________________________\n";
+  EXPECT_EQ(make_seed_model("baseline", 42).summary(), expected);
+}
+
+TEST(SeedModels, ApproachOneSummaryAndCountsAreSeed003s) {
+  const std::string expected =
+      "Model: \"sequential\"\n"
+      "_________________________________________________________________\n"
+      "Layer (type)                 Output Shape              Param #   \n"
+      "=================================================================\n"
+      "flatten (Flatten)            (None, 784)               0         \n"
+      "_________________________________________________________________\n"
+      "batch_normalization (BatchNo (None, 784)               3136      \n"
+      "_________________________________________________________________\n"
+      "dense (Dense)                (None, 300)               235500    \n"
+      "_________________________________________________________________\n"
+      "batch_normalization_1 (Batch (None, 300)               1200      \n"
+      "_________________________________________________________________\n"
+      "dense_1 (Dense)              (None, 100)               30100     \n"
+      "_________________________________________________________________\n"
+      "batch_normalization_2 (Batch (None, 100)               400       \n"
+      "_________________________________________________________________\n"
+      "dense_2 (Dense)              (None, 10)                1010      \n"
+      "=================================================================\n"
+      "Total params: 271,346\n"
+      "Trainable params: 268,978\n"
+      "Non-trainable params: 2,368\n"
+      "_________________________________________________________________\n";
+  const Sequential model = make_seed_model("bn", 42);
+  EXPECT_EQ(model.summary(), expected);
+  EXPECT_EQ(model.count_params(), 271346);
+  EXPECT_EQ(model.count_trainable_params(), 268978);
+  EXPECT_EQ(model.count_non_trainable_params(), 2368);
+}
+
+TEST(SeedModels, ApproachTwoCountsByHand) {
+  // BN(784): 4 x 784 = 3136, half of it (moving mean and variance) non-trainable;
+  // Dense(784 -> 300) without bias: 235,200; BN(300): 1200; Dense(300 -> 100) without bias:
+  // 30,000; BN(100): 400; Dense(100 -> 10) with bias: 1010.
+  const std::int64_t total = 3136 + 235200 + 1200 + 30000 + 400 + 1010;
+  const std::int64_t non_trainable = 2 * 784 + 2 * 300 + 2 * 100;
+  const Sequential model = make_seed_model("bn-before-activation", 42);
+  EXPECT_EQ(total, 270946);
+  EXPECT_EQ(model.count_params(), total);
+  EXPECT_EQ(model.count_non_trainable_params(), non_trainable);
+  EXPECT_EQ(model.count_trainable_params(), total - non_trainable);
+  const std::string summary = model.summary();
+  EXPECT_NE(summary.find("\ndense (Dense)                (None, 300)               235200    \n"), std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("\nactivation (Activation)      (None, 300)               0         \n"), std::string::npos);
+  EXPECT_NE(summary.find("\nactivation_1 (Activation)    (None, 100)               0         \n"), std::string::npos);
+  EXPECT_NE(summary.find("\nTotal params: 270,946\nTrainable params: 268,578\nNon-trainable params: 2,368\n"),
+            std::string::npos)
+      << summary;
+}
+
+TEST(SeedModels, UnknownNameListsTheValidOnes) {
+  try {
+    make_seed_model("resnet", 1);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'resnet' (valid: baseline, bn, bn-before-activation)"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(make_seed_model("bn", 1).input_shape(), seed_model_input_shape);
+}
+
+// Central differences of the training-mode loss on a sample of every trainable tensor. A ReLU
+// kink within h of a sample's pre-activation makes the difference quotient meaningless; such a
+// point shows as left and right slopes that disagree (a wrong analytic gradient does not: both
+// slopes then agree with each other and not with it), and is skipped, up to a few per model.
+void check_sampled_gradients(Sequential& model, const Images& data) {
+  const double center = model.compute_gradients(data.x, data.y);
+  const auto params = model.trainable_parameters();
+  std::vector<Tensor> analytic;
+  for (Parameter* p : params) analytic.push_back(p->grad.clone());
+  std::mt19937_64 pick(17);
+  const float h = 1e-3f;
+  int checked = 0, kinks = 0;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    Parameter& p = *params[i];
+    for (int s = 0; s < 5; ++s) {
+      const std::int64_t j = static_cast<std::int64_t>(pick() % static_cast<std::uint64_t>(p.value.size()));
+      const float saved = p.value[j];
+      p.value[j] = saved + h;
+      const double plus = model.compute_gradients(data.x, data.y);
+      p.value[j] = saved - h;
+      const double minus = model.compute_gradients(data.x, data.y);
+      p.value[j] = saved;
+      const double tolerance = 1e-3 + 3e-2 * std::fabs((plus - minus) / (2.0 * h));
+      if (std::fabs((plus - center) / h - (center - minus) / h) > tolerance) {
+        ++kinks;
+        continue;
+      }
+      const double numeric = (plus - minus) / (2.0 * h);
+      EXPECT_NEAR(analytic[i][j], numeric, tolerance) << "parameter " << i << " (" << p.name << ") element " << j;
+      ++checked;
+    }
+  }
+  EXPECT_LE(kinks, 3);
+  EXPECT_GE(checked, static_cast<int>(5 * params.size()) - 3);
+}
+
+TEST(SeedModels, GradientsOfTheBatchNormModelsMatchCentralDifferences) {
+  const Images data = make_images(8, 5);
+  for (const char* name : {"bn", "bn-before-activation"}) {
+    SCOPED_TRACE(name);
+    Sequential model = make_seed_model(name, 3);
+    model.compile(std::make_unique<SGD>(1e-3));
+    check_sampled_gradients(model, data);
+  }
+}
+
+TEST(SeedModels, ApproachOneLearnsAndPredictsOneSample) {
+  const Images train = make_images(512, 1), valid = make_images(128, 2);
+  Sequential model = make_seed_model("bn", 42);
+  model.compile(std::make_unique<SGD>(0.05, 0.9));
+  FitOptions o;
+  o.epochs = 3;
+  o.batch_size = 32;
+  o.verbose = Verbosity::silent;
+  o.validation_x = valid.x;
+  o.validation_y = valid.y;
+  const History h = model.fit(train.x, train.y, o);
+  EXPECT_GT(h.val_accuracy.back(), 0.9);
+  // Inference mode: one sample alone is normalized by the moving statistics.
+  const Tensor all = model.predict(valid.x.slice_batch(0, 4));
+  for (std::int64_t i = 0; i < 4; ++i) {
+    const Tensor one = model.predict(valid.x.slice_batch(i, i + 1));
+    for (int k = 0; k < 10; ++k) EXPECT_NEAR(one[k], all[i * 10 + k], 1e-6);
+  }
+}
+
+TEST(SeedModels, SaveLoadThroughTheLayerFactory) {
+  namespace fs = std::filesystem;
+  std::string dir = (fs::temp_directory_path() / "bnlab_models_XXXXXX").string();
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/bn.bnlb";
+  const Images train = make_images(96, 1), test = make_images(16, 2);
+  FitOptions o;
+  o.epochs = 1;
+  o.batch_size = 32;
+  o.seed = 4;
+  o.verbose = Verbosity::silent;
+  for (const std::string& name : seed_model_names()) {
+    SCOPED_TRACE(name);
+    Sequential original = make_seed_model(name, 8);
+    original.compile(std::make_unique<SGD>(0.01, 0.9));
+    original.fit(train.x, train.y, o);
+    original.save(path);
+    Sequential loaded = Sequential::load(path);
+    EXPECT_EQ(loaded.summary(), original.summary());
+    const Tensor a = original.predict(test.x), b = loaded.predict(test.x);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()), 0);
+    FitOptions more = o;
+    more.epochs = 2;
+    more.initial_epoch = 1;
+    const History ha = original.fit(train.x, train.y, more), hb = loaded.fit(train.x, train.y, more);
+    EXPECT_EQ(ha.loss, hb.loss);
+    const Tensor c = original.predict(test.x), d = loaded.predict(test.x);
+    EXPECT_EQ(std::memcmp(c.data(), d.data(), sizeof(float) * c.size()), 0);
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace bnlab
