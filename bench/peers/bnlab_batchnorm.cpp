@@ -1,0 +1,125 @@
+// bnlab's side of the peer comparison (scripts/bench_peers.sh): the BatchNorm kernels of
+// include/bnlab/kernels/batchnorm.hpp on the shared shapes, timed by the rule in peer_common.hpp,
+// plus the memory-copy probe on the same tensor size so the table can show each kernel against
+// what the machine can stream.
+//
+//   bnlab_batchnorm [--threads N] [--quick] ...      (see peer_common.hpp)
+//
+// Lines: "bnlab <op> <shape> <ms>", "probe copy_plain|copy_streaming <shape> <ms>" (a copy moves
+// 2 tensor passes), "# check ..." and comments with the effective bandwidths.
+
+#include <omp.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "bnlab/kernels/batchnorm.hpp"
+#include "bnlab/system.hpp"
+#include "bnlab/tensor.hpp"
+#include "kernels/memory_probe.hpp"
+#include "peer_common.hpp"
+
+namespace {
+
+using bnlab::AlignedBuffer;
+using bnlab::make_aligned_buffer;
+using bnlab::kernels::BatchNormShape;
+using bnlab::kernels::FusedActivation;
+
+BatchNormShape to_bnlab(const peers::PeerShape& s) {
+  const bnlab::Layout layout = s.is("NCHW") ? bnlab::Layout::NCHW : s.is("NHWC") ? bnlab::Layout::NHWC : bnlab::Layout::NC;
+  return {s.batch, s.channels, s.spatial(), layout};
+}
+
+// Minimum traffic per operation in tensor passes (docs/batchnorm.md): forward in training reads
+// x for the statistics, reads it again and writes y; inference reads x and writes y; backward
+// reads x and dy for the sums, reads them again and writes dx. The fused ReLU adds no pass.
+struct Operation {
+  const char* name;
+  int passes;
+};
+
+void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
+  const BatchNormShape s = to_bnlab(ps);
+  const std::int64_t n = s.size(), c = s.channels;
+  AlignedBuffer x = make_aligned_buffer(n), y = make_aligned_buffer(n), dy = make_aligned_buffer(n),
+                dx = make_aligned_buffer(n);
+  AlignedBuffer gamma = make_aligned_buffer(c), beta = make_aligned_buffer(c), mean = make_aligned_buffer(c),
+                inv_std = make_aligned_buffer(c), variance = make_aligned_buffer(c),
+                moving_mean = make_aligned_buffer(c), moving_variance = make_aligned_buffer(c),
+                dgamma = make_aligned_buffer(c), dbeta = make_aligned_buffer(c);
+  peers::fill_input(x.get(), n);
+  peers::fill_gradient(dy.get(), n);
+  peers::fill_zero(y.get(), n);
+  peers::fill_zero(dx.get(), n);
+  for (std::int64_t k = 0; k < c; ++k) {
+    gamma[k] = peers::gamma_value(k);
+    beta[k] = peers::beta_value;
+    moving_mean[k] = peers::inference_mean;
+    moving_variance[k] = peers::inference_variance;
+  }
+  const double bytes_per_pass = static_cast<double>(n) * sizeof(float);
+
+  // The probe: the faster of a plain and a streaming copy is the floor the kernels are held to.
+  const double plain_ms = peers::time_ms(o, [&] { bnlab::bench::copy_plain(x.get(), y.get(), n); });
+  peers::print_result("probe", "copy_plain", ps, plain_ms);
+  const double streaming_ms = peers::time_ms(o, [&] { bnlab::bench::copy_streaming(x.get(), y.get(), n); });
+  peers::print_result("probe", "copy_streaming", ps, streaming_ms);
+  const double copy_gbps = 2 * bytes_per_pass / (std::min(plain_ms, streaming_ms) * 1e6);
+  std::printf("# bnlab %s: copy probe %.2f GB/s (plain %.2f, streaming %.2f)\n", ps.name, copy_gbps,
+              2 * bytes_per_pass / (plain_ms * 1e6), 2 * bytes_per_pass / (streaming_ms * 1e6));
+
+  auto report = [&](const Operation& op, double ms) {
+    peers::print_result("bnlab", op.name, ps, ms);
+    const double gbps = op.passes * bytes_per_pass / (ms * 1e6);
+    std::printf("# bnlab %s %s: %.2f GB/s over %d passes, %.2f of the copy probe\n", op.name, ps.name, gbps,
+                op.passes, gbps / copy_gbps);
+  };
+  auto forward_training = [&](FusedActivation act) {
+    bnlab::kernels::batchnorm_forward_training(s, x.get(), gamma.get(), beta.get(), peers::epsilon, y.get(),
+                                               mean.get(), inv_std.get(), variance.get(), act);
+  };
+  auto backward = [&](FusedActivation act) {
+    bnlab::kernels::batchnorm_backward(s, x.get(), dy.get(), gamma.get(), beta.get(), mean.get(), inv_std.get(),
+                                       dx.get(), dgamma.get(), dbeta.get(), act);
+  };
+  auto check_forward = [&](const char* op) {
+    std::printf("# check bnlab %s %s sum_abs_y=%.9e\n", op, ps.name, peers::sum_abs(y.get(), n));
+  };
+  auto check_backward = [&](const char* op) {
+    std::printf("# check bnlab %s %s sum_abs_dx=%.9e sum_abs_dgamma=%.9e sum_abs_dbeta=%.9e\n", op, ps.name,
+                peers::sum_abs(dx.get(), n), peers::sum_abs(dgamma.get(), c), peers::sum_abs(dbeta.get(), c));
+  };
+
+  report({"forward_training", 3}, peers::time_ms(o, [&] { forward_training(FusedActivation::none); }));
+  check_forward("forward_training");
+  report({"forward_inference", 2}, peers::time_ms(o, [&] {
+           bnlab::kernels::batchnorm_forward_inference(s, x.get(), moving_mean.get(), moving_variance.get(),
+                                                       gamma.get(), beta.get(), peers::epsilon, y.get());
+         }));
+  check_forward("forward_inference");
+  // The backward reads saved_mean/saved_inv_std as the training forward above left them.
+  report({"backward", 5}, peers::time_ms(o, [&] { backward(FusedActivation::none); }));
+  check_backward("backward");
+  report({"forward_training_relu", 3}, peers::time_ms(o, [&] { forward_training(FusedActivation::relu); }));
+  check_forward("forward_training_relu");
+  report({"backward_relu", 5}, peers::time_ms(o, [&] { backward(FusedActivation::relu); }));
+  check_backward("backward_relu");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const peers::Options o = peers::parse_options(argc, argv);
+  omp_set_num_threads(o.threads);
+  std::printf("# %s\n", bnlab::system_description().c_str());
+  peers::print_header("bnlab", o);
+  try {
+    for (const auto& s : peers::shapes())
+      if (o.only_shape.empty() || o.only_shape == s.name) run_shape(s, o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bnlab_batchnorm: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,182 @@
+#pragma once
+// What the peer drivers (bnlab_batchnorm, onednn_batchnorm and torch_batchnorm.py) share, so
+// that their numbers measure the same thing: the shapes, the operation names, the input data,
+// the command line, the timing rule and the output format. torch_batchnorm.py mirrors this file
+// line for line; a change here must be made there too.
+//
+// Output, one line per measurement, parsed by merge_peers.py:
+//   <library> <operation> <shape> <milliseconds per call>
+// and, after the timing, lines that let the merge check that every library computed the same
+// thing (sums of absolute values in double, layout independent):
+//   # check <library> <operation> <shape> <name>=<value> ...
+// Every other line starting with '#' is a comment for the reader.
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace peers {
+
+struct PeerShape {
+  const char* name;   // as printed: "256x64x56x56_NCHW"
+  std::int64_t batch, channels, height, width;  // height = width = 1 for NC
+  const char* layout; // "NCHW", "NHWC" or "NC"
+
+  std::int64_t spatial() const { return height * width; }
+  std::int64_t size() const { return batch * channels * height * width; }
+  bool is(const char* l) const { return std::strcmp(layout, l) == 0; }
+};
+
+inline const std::vector<PeerShape>& shapes() {
+  static const std::vector<PeerShape> all = {
+      {"256x64x56x56_NCHW", 256, 64, 56, 56, "NCHW"},
+      {"256x64x56x56_NHWC", 256, 64, 56, 56, "NHWC"},
+      {"64x256x28x28_NCHW", 64, 256, 28, 28, "NCHW"},
+      {"4096x1024_NC", 4096, 1024, 1, 1, "NC"},
+      {"32x300_NC", 32, 300, 1, 1, "NC"},
+  };
+  return all;
+}
+
+// The same epsilon, parameters and statistics in every library.
+inline constexpr float epsilon = 1e-5f;
+inline float gamma_value(std::int64_t c) { return 1.0f + 0.01f * static_cast<float>(c % 7); }
+inline constexpr float beta_value = 0.1f;
+inline constexpr float inference_mean = 0.5f;      // the "moving" statistics for inference
+inline constexpr float inference_variance = 1.5f;
+
+// Input data from an integer hash of the memory index, so that every library (and Python) gets
+// bit-identical tensors without sharing a random generator: x uniform in [-1.5, 2.5), dy uniform
+// in [-0.2, 0.2). The products stay below 2^63, so Python's int64 arithmetic gives the same bits.
+inline float input_value(std::int64_t i) {
+  const std::uint64_t h = (static_cast<std::uint64_t>(i) * 2654435761ull) & 0xffffffffull;
+  return static_cast<float>(0.5 + 4.0 * (static_cast<double>(h) / 4294967296.0 - 0.5));
+}
+inline float gradient_value(std::int64_t i) {
+  const std::uint64_t h = (static_cast<std::uint64_t>(i + 12345) * 2246822519ull) & 0xffffffffull;
+  return static_cast<float>(0.4 * (static_cast<double>(h) / 4294967296.0 - 0.5));
+}
+
+// Fills with the threads that will later use the memory (first touch places the pages), in
+// memory order; the hash makes the values independent of the layout's meaning.
+inline void fill_input(float* x, std::int64_t count) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) x[i] = input_value(i);
+}
+inline void fill_gradient(float* dy, std::int64_t count) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) dy[i] = gradient_value(i);
+}
+inline void fill_zero(float* p, std::int64_t count) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) p[i] = 0.0f;
+}
+
+inline double sum_abs(const float* p, std::int64_t count) {
+  double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (std::int64_t i = 0; i < count; ++i) total += std::fabs(static_cast<double>(p[i]));
+  return total;
+}
+
+struct Options {
+  int threads = 2;
+  int warmup = 3;
+  int repetitions = 21;         // odd, so the median is one measured sample
+  double min_sample_ms = 1.0;   // see time_ms
+  std::string only_shape;       // empty: all shapes
+};
+
+inline void usage(const char* program) {
+  std::fprintf(stderr,
+               "usage: %s [--threads N] [--warmup N] [--repetitions N] [--min-sample-ms X] "
+               "[--shape NAME] [--quick]\n"
+               "  --quick: warm-up 1, repetitions 3 (checks that it runs; not a measurement)\n",
+               program);
+}
+
+inline Options parse_options(int argc, char** argv) {
+  Options o;
+  auto value = [&](int& i) -> const char* {
+    if (i + 1 >= argc) {
+      usage(argv[0]);
+      std::exit(2);
+    }
+    return argv[++i];
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads") o.threads = std::atoi(value(i));
+    else if (a == "--warmup") o.warmup = std::atoi(value(i));
+    else if (a == "--repetitions") o.repetitions = std::atoi(value(i));
+    else if (a == "--min-sample-ms") o.min_sample_ms = std::atof(value(i));
+    else if (a == "--shape") o.only_shape = value(i);
+    else if (a == "--quick") {
+      o.warmup = 1;
+      o.repetitions = 3;
+    } else {
+      usage(argv[0]);
+      std::exit(2);
+    }
+  }
+  if (o.threads < 1 || o.warmup < 1 || o.repetitions < 1 || o.min_sample_ms < 0) {
+    std::fprintf(stderr, "%s: --threads, --warmup and --repetitions must be >= 1, --min-sample-ms >= 0\n",
+                 argv[0]);
+    std::exit(2);
+  }
+  return o;
+}
+
+inline double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Wall-clock milliseconds per call of `body`: `warmup` calls first (caches, lazy initialization,
+// the allocator's pools), then the median of `repetitions` samples. One call of the small shapes
+// takes microseconds, close to the clock's own cost and to scheduler noise, so a sample is as
+// many back-to-back calls as make it last at least min_sample_ms (decided from the fastest
+// warm-up call); the large shapes are one call per sample. The median, not the mean, so one
+// preempted sample on a shared machine does not move the result.
+template <class Body>
+double time_ms(const Options& o, Body&& body) {
+  double fastest = 1e300;
+  for (int i = 0; i < o.warmup; ++i) {
+    const double start = now_ms();
+    body();
+    fastest = std::min(fastest, now_ms() - start);
+  }
+  const std::int64_t calls =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_sample_ms / std::max(fastest, 1e-6))));
+  std::vector<double> samples;
+  samples.reserve(static_cast<std::size_t>(o.repetitions));
+  for (int r = 0; r < o.repetitions; ++r) {
+    const double start = now_ms();
+    for (std::int64_t k = 0; k < calls; ++k) body();
+    samples.push_back((now_ms() - start) / static_cast<double>(calls));
+  }
+  std::sort(samples.begin(), samples.end());
+  const std::size_t n = samples.size();
+  return n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+}
+
+inline void print_result(const char* library, const char* operation, const PeerShape& s, double ms) {
+  std::printf("%s %s %s %.6f\n", library, operation, s.name, ms);
+  std::fflush(stdout);
+}
+
+inline void print_header(const char* library, const Options& o) {
+  std::printf("# %s: threads %d (omp_get_max_threads %d), warm-up %d, repetitions %d, min sample %.3g ms\n",
+              library, o.threads, omp_get_max_threads(), o.warmup, o.repetitions, o.min_sample_ms);
+}
+
+}  // namespace peers
