@@ -4,12 +4,13 @@
 //
 //   onednn_batchnorm [--threads N] [--quick] ...      (see peer_common.hpp)
 //
-// Every primitive and every buffer is created once per shape, outside the timing, as a framework
-// that caches primitives does; a timed call is one primitive::execute plus stream::wait. Memory
-// formats: nchw, nhwc and nc, f32, with the user's layout given exactly (no format_tag::any, so
-// no reorder hides in or outside the timing). Flags (2.6 has both the old use_scale_shift and the
-// separate use_scale/use_shift; the separate ones take gamma and beta as two C-vectors like the
-// other libraries and give diff_scale/diff_shift apart):
+// Every primitive and every buffer (the scratchpads included: user scratchpad mode) is created
+// once per shape, outside the timing, as a framework that caches primitives does; a timed call is
+// one primitive::execute plus stream::wait. Memory formats: nchw, nhwc and nc, f32, with the
+// user's layout given exactly (no format_tag::any, so no reorder hides in or outside the timing).
+// Flags (2.6 has both the old use_scale_shift and the separate use_scale/use_shift; the separate
+// ones take gamma and beta as two C-vectors like the other libraries and give diff_scale and
+// diff_shift apart):
 //   forward_training   use_scale | use_shift                     -> dst, mean, variance
 //   forward_inference  use_global_stats | use_scale | use_shift  (mean, variance are inputs)
 //   backward           prop_kind::backward, use_scale | use_shift -> diff_src, diff_scale, diff_shift
@@ -70,18 +71,24 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
   const auto scale_shift = normalization_flags::use_scale | normalization_flags::use_shift;
   const auto with_relu = scale_shift | normalization_flags::fuse_norm_relu;
 
+  // A user-managed scratchpad, allocated below with the other buffers: with the default
+  // (library) mode oneDNN may allocate its scratch per execute, which a framework holding its
+  // buffers would not time.
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+
   const forward::primitive_desc training_pd(
-      forward::desc(prop_kind::forward_training, md, peers::epsilon, scale_shift), engine);
+      forward::desc(prop_kind::forward_training, md, peers::epsilon, scale_shift), attr, engine);
   const forward::primitive_desc inference_pd(
       forward::desc(prop_kind::forward_inference, md, peers::epsilon,
                     scale_shift | normalization_flags::use_global_stats),
-      engine);
+      attr, engine);
   const backward::primitive_desc backward_pd(
-      backward::desc(prop_kind::backward, md, md, peers::epsilon, scale_shift), engine, training_pd);
+      backward::desc(prop_kind::backward, md, md, peers::epsilon, scale_shift), attr, engine, training_pd);
   const forward::primitive_desc training_relu_pd(
-      forward::desc(prop_kind::forward_training, md, peers::epsilon, with_relu), engine);
+      forward::desc(prop_kind::forward_training, md, peers::epsilon, with_relu), attr, engine);
   const backward::primitive_desc backward_relu_pd(
-      backward::desc(prop_kind::backward, md, md, peers::epsilon, with_relu), engine, training_relu_pd);
+      backward::desc(prop_kind::backward, md, md, peers::epsilon, with_relu), attr, engine, training_relu_pd);
 
   // Buffers, allocated once by oneDNN (its own aligned allocation) and reused by every call.
   const memory x(md, engine), y(md, engine), dy(md, engine), dx(md, engine);
@@ -92,6 +99,10 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
   const memory gamma(channel_md, engine), beta(channel_md, engine), dgamma(channel_md, engine),
       dbeta(channel_md, engine);
   const memory workspace(training_relu_pd.workspace_desc(), engine);
+  const memory training_scratch(training_pd.scratchpad_desc(), engine),
+      inference_scratch(inference_pd.scratchpad_desc(), engine), backward_scratch(backward_pd.scratchpad_desc(), engine),
+      training_relu_scratch(training_relu_pd.scratchpad_desc(), engine),
+      backward_relu_scratch(backward_relu_pd.scratchpad_desc(), engine);
 
   const std::int64_t n = s.size(), c = s.channels;
   peers::fill_input(data(x), n);
@@ -116,22 +127,28 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
   const forward training(training_pd), inference(inference_pd), training_relu(training_relu_pd);
   const backward backward_plain(backward_pd), backward_relu(backward_relu_pd);
 
-  const std::unordered_map<int, memory> training_args = {
-      {DNNL_ARG_SRC, x},       {DNNL_ARG_DST, y},           {DNNL_ARG_SCALE, gamma},
-      {DNNL_ARG_SHIFT, beta},  {DNNL_ARG_MEAN, mean},        {DNNL_ARG_VARIANCE, variance}};
-  auto training_relu_args = training_args;
-  training_relu_args.emplace(DNNL_ARG_WORKSPACE, workspace);
-  const std::unordered_map<int, memory> inference_args = {
-      {DNNL_ARG_SRC, x},      {DNNL_ARG_DST, y},              {DNNL_ARG_SCALE, gamma},
-      {DNNL_ARG_SHIFT, beta}, {DNNL_ARG_MEAN, moving_mean}, {DNNL_ARG_VARIANCE, moving_variance}};
-  const std::unordered_map<int, memory> backward_args = {
-      {DNNL_ARG_SRC, x},           {DNNL_ARG_DIFF_DST, dy},       {DNNL_ARG_MEAN, mean},
-      {DNNL_ARG_VARIANCE, variance}, {DNNL_ARG_SCALE, gamma},     {DNNL_ARG_SHIFT, beta},
-      {DNNL_ARG_DIFF_SRC, dx},     {DNNL_ARG_DIFF_SCALE, dgamma}, {DNNL_ARG_DIFF_SHIFT, dbeta}};
-  auto backward_relu_args = backward_args;
-  backward_relu_args.emplace(DNNL_ARG_WORKSPACE, workspace);
+  using Args = std::unordered_map<int, memory>;
+  const Args training_args = {{DNNL_ARG_SRC, x},         {DNNL_ARG_DST, y},
+                              {DNNL_ARG_SCALE, gamma},   {DNNL_ARG_SHIFT, beta},
+                              {DNNL_ARG_MEAN, mean},     {DNNL_ARG_VARIANCE, variance},
+                              {DNNL_ARG_SCRATCHPAD, training_scratch}};
+  Args training_relu_args = training_args;
+  training_relu_args[DNNL_ARG_WORKSPACE] = workspace;
+  training_relu_args[DNNL_ARG_SCRATCHPAD] = training_relu_scratch;
+  const Args inference_args = {{DNNL_ARG_SRC, x},           {DNNL_ARG_DST, y},
+                               {DNNL_ARG_SCALE, gamma},     {DNNL_ARG_SHIFT, beta},
+                               {DNNL_ARG_MEAN, moving_mean}, {DNNL_ARG_VARIANCE, moving_variance},
+                               {DNNL_ARG_SCRATCHPAD, inference_scratch}};
+  const Args backward_args = {{DNNL_ARG_SRC, x},           {DNNL_ARG_DIFF_DST, dy},
+                              {DNNL_ARG_MEAN, mean},       {DNNL_ARG_VARIANCE, variance},
+                              {DNNL_ARG_SCALE, gamma},     {DNNL_ARG_SHIFT, beta},
+                              {DNNL_ARG_DIFF_SRC, dx},     {DNNL_ARG_DIFF_SCALE, dgamma},
+                              {DNNL_ARG_DIFF_SHIFT, dbeta}, {DNNL_ARG_SCRATCHPAD, backward_scratch}};
+  Args backward_relu_args = backward_args;
+  backward_relu_args[DNNL_ARG_WORKSPACE] = workspace;
+  backward_relu_args[DNNL_ARG_SCRATCHPAD] = backward_relu_scratch;
 
-  auto run = [&](const dnnl::primitive& p, const std::unordered_map<int, memory>& args) {
+  auto run = [&](const dnnl::primitive& p, const Args& args) {
     p.execute(stream, args);
     stream.wait();
   };

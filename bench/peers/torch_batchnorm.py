@@ -1,0 +1,226 @@
+#!/usr/bin/python3
+"""PyTorch's side of the peer comparison (scripts/bench_peers.sh).
+
+Mirrors bench/peers/peer_common.hpp: the same shapes, data (an integer hash of the memory index,
+so the tensors are bit-identical to the C++ drivers'), epsilon, parameters, timing rule (warm-up,
+then the median of samples lasting at least --min-sample-ms) and output format:
+    pytorch <operation> <shape> <milliseconds per call>
+    # check pytorch <operation> <shape> <name>=<value> ...
+
+Run with /usr/bin/python3 (Debian's python3-torch 1.13) and, as bench_peers.sh does, with
+LD_PRELOAD=libtcmalloc_minimal.so.4: PyTorch allocates every output anew, and glibc's malloc
+returns blocks this large to the kernel on free, so each call would page-fault its output in
+again; tcmalloc keeps the pages and the timing measures the kernel, as for the C++ drivers whose
+buffers are allocated once.
+
+What a timed call is (--mode, default "ops"):
+  ops       the ATen operators a training step dispatches to, called directly, with no autograd
+            graph: forward_training F.batch_norm(training=True) (also updates running statistics,
+            O(C)), forward_inference F.batch_norm(training=False) under no_grad, backward
+            aten.native_batch_norm_backward (the function autograd's BatchNorm node calls on the
+            CPU), *_relu the same followed by relu_ / preceded by aten.threshold_backward (relu_'s
+            autograd backward), since PyTorch does not fuse them. This is the fairer default:
+            bnlab and oneDNN are timed as bare kernel calls on prepared buffers, and autograd's
+            bookkeeping (graph recording, the engine, gradient accumulation into .grad, which adds
+            a read and a write of the whole input gradient from the second call on) is framework
+            cost, not BatchNorm cost.
+  autograd  what a model step costs: forward with the graph recorded (inputs require grad), and
+            backward as torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True) (no
+            accumulation into .grad, which would add the extra pass above).
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+SHAPES = [
+    # name, N, C, H, W, layout  (H = W = 1 for NC), as in peer_common.hpp
+    ("256x64x56x56_NCHW", 256, 64, 56, 56, "NCHW"),
+    ("256x64x56x56_NHWC", 256, 64, 56, 56, "NHWC"),
+    ("64x256x28x28_NCHW", 64, 256, 28, 28, "NCHW"),
+    ("4096x1024_NC", 4096, 1024, 1, 1, "NC"),
+    ("32x300_NC", 32, 300, 1, 1, "NC"),
+]
+EPSILON = 1e-5
+BETA = 0.1
+INFERENCE_MEAN = 0.5
+INFERENCE_VARIANCE = 1.5
+
+
+def hashed_uniform(count, offset, multiplier, width):
+    """width * (u - 0.5), u = ((i + offset) * multiplier mod 2^32) / 2^32, as peer_common.hpp.
+
+    The products stay below 2^63, so int64 arithmetic gives the C++ uint64 bits; the double
+    result is rounded to float32 once, as there."""
+    i = torch.arange(offset, offset + count, dtype=torch.int64)
+    h = torch.bitwise_and(i * multiplier, 0xFFFFFFFF)
+    return h.to(torch.float64).div_(4294967296.0).sub_(0.5).mul_(width)
+
+
+def make_tensor(shape, values):
+    """A float32 tensor of logical shape NCHW (or NC) whose memory holds `values` in order."""
+    _, n, c, h, w, layout = shape
+    if layout == "NC":
+        return values.to(torch.float32).reshape(n, c).contiguous()
+    if layout == "NCHW":
+        return values.to(torch.float32).reshape(n, c, h, w).contiguous()
+    # NHWC: memory order n, h, w, c; viewed as NCHW with channels_last strides.
+    t = values.to(torch.float32).reshape(n, h, w, c).permute(0, 3, 1, 2)
+    assert t.is_contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def time_ms(args, body):
+    """Milliseconds per call: warm-up, then the median of samples of back-to-back calls, each
+    sample lasting at least min_sample_ms (see peer_common.hpp's time_ms for why)."""
+    fastest = float("inf")
+    for _ in range(args.warmup):
+        start = time.perf_counter()
+        body()
+        fastest = min(fastest, (time.perf_counter() - start) * 1e3)
+    calls = max(1, math.ceil(args.min_sample_ms / max(fastest, 1e-6)))
+    samples = []
+    for _ in range(args.repetitions):
+        start = time.perf_counter()
+        for _ in range(calls):
+            body()
+        samples.append((time.perf_counter() - start) * 1e3 / calls)
+    samples.sort()
+    n = len(samples)
+    return samples[n // 2] if n % 2 == 1 else 0.5 * (samples[n // 2 - 1] + samples[n // 2])
+
+
+def sum_abs(t):
+    return float(t.abs().sum(dtype=torch.float64))
+
+
+def run_shape(shape, args):
+    name, n, c, h, w, layout = shape
+    count = n * c * h * w
+    x = make_tensor(shape, hashed_uniform(count, 0, 2654435761, 4.0).add_(0.5))
+    dy = make_tensor(shape, hashed_uniform(count, 12345, 2246822519, 0.4))
+    # float32 arithmetic, as 1.0f + 0.01f * (c % 7) in C++.
+    weight = (torch.arange(c) % 7).to(torch.float32) * 0.01 + 1.0
+    bias = torch.full((c,), BETA, dtype=torch.float32)
+    running_mean = torch.zeros(c)
+    running_var = torch.ones(c)
+    moving_mean = torch.full((c,), INFERENCE_MEAN, dtype=torch.float32)
+    moving_var = torch.full((c,), INFERENCE_VARIANCE, dtype=torch.float32)
+    mask = [True, True, True]
+    results = {}
+
+    def report(op, ms):
+        print(f"pytorch {op} {name} {ms:.6f}", flush=True)
+
+    def check_forward(op, y):
+        print(f"# check pytorch {op} {name} sum_abs_y={sum_abs(y):.9e}")
+
+    def check_backward(op, grads):
+        dx, dgamma, dbeta = grads
+        print(f"# check pytorch {op} {name} sum_abs_dx={sum_abs(dx):.9e} "
+              f"sum_abs_dgamma={sum_abs(dgamma):.9e} sum_abs_dbeta={sum_abs(dbeta):.9e}")
+
+    def forward_training(relu):
+        y = F.batch_norm(x, running_mean, running_var, weight, bias, True, 0.1, EPSILON)
+        results["y"] = torch.relu_(y) if relu else y
+
+    def forward_inference():
+        results["y"] = F.batch_norm(x, moving_mean, moving_var, weight, bias, False, 0.1, EPSILON)
+
+    if args.mode == "ops":
+        with torch.no_grad():
+            report("forward_training", time_ms(args, lambda: forward_training(False)))
+            check_forward("forward_training", results["y"])
+            report("forward_inference", time_ms(args, forward_inference))
+            check_forward("forward_inference", results["y"])
+
+            # The saved statistics the backward needs, from the operator autograd would record.
+            _, save_mean, save_invstd = torch.ops.aten.native_batch_norm(
+                x, weight, bias, None, None, True, 0.1, EPSILON)
+
+            def backward(grad):
+                results["grads"] = torch.ops.aten.native_batch_norm_backward(
+                    grad, x, weight, None, None, save_mean, save_invstd, True, EPSILON, mask)
+
+            report("backward", time_ms(args, lambda: backward(dy)))
+            check_backward("backward", results["grads"])
+            report("forward_training_relu", time_ms(args, lambda: forward_training(True)))
+            check_forward("forward_training_relu", results["y"])
+            y_relu = results["y"]
+
+            def backward_relu():
+                backward(torch.ops.aten.threshold_backward(dy, y_relu, 0.0))
+
+            report("backward_relu", time_ms(args, backward_relu))
+            check_backward("backward_relu", results["grads"])
+        return
+
+    # --mode autograd: the graph is recorded by every training forward.
+    x.requires_grad_(True)
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+
+    def autograd_backward(y):
+        results["grads"] = torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
+
+    report("forward_training", time_ms(args, lambda: forward_training(False)))
+    check_forward("forward_training", results["y"].detach())
+    with torch.no_grad():
+        report("forward_inference", time_ms(args, forward_inference))
+        check_forward("forward_inference", results["y"])
+    forward_training(False)
+    y_plain = results["y"]
+    report("backward", time_ms(args, lambda: autograd_backward(y_plain)))
+    check_backward("backward", results["grads"])
+    report("forward_training_relu", time_ms(args, lambda: forward_training(True)))
+    check_forward("forward_training_relu", results["y"].detach())
+    y_relu = results["y"]
+    report("backward_relu", time_ms(args, lambda: autograd_backward(y_relu)))
+    check_backward("backward_relu", results["grads"])
+
+
+def allocator():
+    """Which malloc this process runs on, so the table can say whether tcmalloc was preloaded."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return "tcmalloc" if "libtcmalloc" in maps.read() else "glibc malloc"
+    except OSError:
+        return "unknown"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repetitions", type=int, default=21)
+    parser.add_argument("--min-sample-ms", type=float, default=1.0)
+    parser.add_argument("--shape", default="")
+    parser.add_argument("--mode", choices=("ops", "autograd"), default="ops")
+    parser.add_argument("--quick", action="store_true",
+                        help="warm-up 1, repetitions 3 (checks that it runs; not a measurement)")
+    args = parser.parse_args()
+    if args.quick:
+        args.warmup, args.repetitions = 1, 3
+    if args.threads < 1 or args.warmup < 1 or args.repetitions < 1 or args.min_sample_ms < 0:
+        parser.error("--threads, --warmup and --repetitions must be >= 1, --min-sample-ms >= 0")
+    torch.set_num_threads(args.threads)
+    print(f"# PyTorch {torch.__version__}, {allocator()}, mode {args.mode}, "
+          f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}")
+    print(f"# pytorch: threads {args.threads} (torch.get_num_threads {torch.get_num_threads()}), "
+          f"warm-up {args.warmup}, repetitions {args.repetitions}, min sample {args.min_sample_ms:g} ms")
+    known = {s[0] for s in SHAPES}
+    if args.shape and args.shape not in known:
+        parser.error(f"--shape {args.shape}: expected one of {sorted(known)}")
+    for shape in SHAPES:
+        if not args.shape or args.shape == shape[0]:
+            run_shape(shape, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
