@@ -67,6 +67,7 @@ private:
   std::int64_t iterations_ = 0;
   std::vector<Tensor> slots_;
   std::vector<std::vector<std::int64_t>> shapes_;
+  std::size_t slots_per_parameter_ = 0;  // slot_names().size(), which apply() must not rebuild per step
 };
 
 // Keras SGD: without momentum  w -= lr * g;

@@ -19,9 +19,16 @@ inline Shape batch_shape(std::int64_t n, const Shape& per_sample) {
   return s;
 }
 
-// Reuses its tensor while the shape is unchanged, as the Layer contract asks.
-inline Tensor& ensure(Tensor& t, const Shape& shape) {
-  if (!t.defined() || t.shape() != shape) t = Tensor(shape);
+// Reuse the tensor while the shape is unchanged, as the Layer contract asks; the comparisons
+// avoid Tensor::shape() and braced Shapes, which would allocate on every step.
+inline Tensor& ensure(Tensor& t, std::int64_t rows, std::int64_t cols) {
+  if (!t.defined() || t.rank() != 2 || t.dim(0) != rows || t.dim(1) != cols) t = Tensor({rows, cols});
+  return t;
+}
+inline Tensor& ensure_like(Tensor& t, const Tensor& like) {
+  bool same = t.defined() && t.rank() == like.rank();
+  for (int i = 0; same && i < t.rank(); ++i) same = t.dim(i) == like.dim(i);
+  if (!same) t = Tensor(like.shape());
   return t;
 }
 
@@ -84,8 +91,8 @@ public:
   const Tensor& forward(const Tensor& x, bool) override {
     const std::int64_t n = x.dim(0);
     x_ = x;
-    ensure(z_, {n, units_});
-    ensure(y_, {n, units_});
+    ensure(z_, n, units_);
+    ensure(y_, n, units_);
     for (std::int64_t r = 0; r < n; ++r)
       for (std::int64_t u = 0; u < units_; ++u) {
         double acc = use_bias_ ? bias_.value[u] : 0.0;
@@ -108,7 +115,7 @@ public:
   }
   const Tensor& backward(const Tensor& dy) override {
     if (activation_ == "softmax") throw std::logic_error("TestDense: softmax backward goes through the logits");
-    ensure(dz_, dy.shape());
+    ensure_like(dz_, dy);
     for (std::int64_t i = 0; i < dy.size(); ++i)
       dz_[i] = activation_ == "relu" && !(z_[i] > 0) ? 0.0f : dy[i];
     return affine_backward(dz_);
@@ -126,7 +133,7 @@ public:
 private:
   const Tensor& affine_backward(const Tensor& dz) {
     const std::int64_t n = dz.dim(0);
-    ensure(dx_, {n, in_});
+    ensure(dx_, n, in_);
     for (std::int64_t i = 0; i < in_; ++i)
       for (std::int64_t u = 0; u < units_; ++u) {
         double acc = 0;
@@ -179,7 +186,7 @@ public:
   const Tensor& forward(const Tensor& x, bool training) override {
     const std::int64_t n = x.dim(0);
     x_ = x;
-    ensure(y_, x.shape());
+    ensure_like(y_, x);
     for (std::int64_t c = 0; c < c_; ++c) {
       double mean = moving_mean_.value[c], var = moving_variance_.value[c];
       if (training) {
@@ -200,7 +207,7 @@ public:
   }
   const Tensor& backward(const Tensor& dy) override {
     const std::int64_t n = dy.dim(0);
-    ensure(dx_, dy.shape());
+    ensure_like(dx_, dy);
     for (std::int64_t c = 0; c < c_; ++c) {
       double dbeta = 0, dgamma = 0;
       for (std::int64_t r = 0; r < n; ++r) {
@@ -242,12 +249,12 @@ public:
   }
   const Tensor& forward(const Tensor& x, bool) override {
     x_ = x;
-    ensure(y_, x.shape());
+    ensure_like(y_, x);
     for (std::int64_t i = 0; i < x.size(); ++i) y_[i] = x[i] > 0 ? x[i] : 0.3f * x[i];
     return y_;
   }
   const Tensor& backward(const Tensor& dy) override {
-    ensure(dx_, dy.shape());
+    ensure_like(dx_, dy);
     for (std::int64_t i = 0; i < dy.size(); ++i) dx_[i] = x_[i] > 0 ? dy[i] : 0.3f * dy[i];
     return dx_;
   }
