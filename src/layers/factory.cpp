@@ -171,7 +171,7 @@ std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
 }  // namespace
 
 std::vector<std::string> known_layer_types() {
-  return {"Activation", "BatchNormalization", "Conv2D", "Dense", "Dropout", "Flatten", "LeakyReLU", "MaxPool2D"};
+  return {"Activation", "BatchNormalization", "Conv2D", "Dense", "Dropout", "Flatten", "LeakyReLU", "MaxPooling2D"};
 }
 
 std::unique_ptr<Layer> make_layer(const std::string& type_name, const LayerConfig& config) {
@@ -181,7 +181,7 @@ std::unique_ptr<Layer> make_layer(const std::string& type_name, const LayerConfi
     layer = make_dense(r);
   } else if (type_name == "Conv2D") {
     layer = make_conv2d(r);
-  } else if (type_name == "MaxPool2D") {
+  } else if (type_name == "MaxPooling2D" || type_name == "MaxPool2D") {
     layer = make_max_pool2d(r);
   } else if (type_name == "Flatten") {
     layer = std::make_unique<Flatten>();

@@ -46,6 +46,7 @@ TEST(Factory, EveryLayerRoundTrips) {
   expect_round_trip(pool, {5, 5, 2});
   MaxPool2D default_pool;
   expect_round_trip(default_pool, {4, 4, 1});
+  EXPECT_EQ(make_layer("MaxPool2D", {})->type_name(), "MaxPooling2D");
   Flatten flatten;
   expect_round_trip(flatten, {4, 3});
   Activation softmax("softmax");

@@ -79,8 +79,8 @@ TEST(MaxPool2D, BadArgumentsThrowNamingThem) {
   BNLAB_EXPECT_INVALID(MaxPool2D({2, 2}, std::nullopt, "causal"), "MaxPool2D", "padding", "causal");
   Rng rng(0);
   MaxPool2D pool;
-  BNLAB_EXPECT_INVALID(pool.build({10}, rng), "MaxPool2D", "(None, 10)");
-  BNLAB_EXPECT_INVALID(MaxPool2D({3, 3}).build({2, 2, 1}, rng), "MaxPool2D", "(None, 2, 2, 1)");
+  BNLAB_EXPECT_INVALID(pool.build({10}, rng), "MaxPooling2D", "(None, 10)");
+  BNLAB_EXPECT_INVALID(MaxPool2D({3, 3}).build({2, 2, 1}, rng), "MaxPooling2D", "(None, 2, 2, 1)");
 }
 
 TEST(Flatten, IsAViewBothWays) {

@@ -1,6 +1,6 @@
 #pragma once
 // WHAT THIS OBJECT REPRESENTS
-//   tf.keras.layers.MaxPool2D (channels_last): the maximum of each pool_size window.
+//   tf.keras.layers.MaxPool2D / MaxPooling2D (channels_last): the maximum of each pool_size window.
 // REQUIRES
 //   pool_size and strides >= 1 (strides default to pool_size, as in Keras), padding "valid" or
 //   "same"; build() with {H, W, C}; forward() with (N, H, W, C), N >= 1.
@@ -26,7 +26,8 @@ public:
                      std::optional<std::array<std::int64_t, 2>> strides = std::nullopt,
                      const std::string& padding = "valid");
 
-  std::string type_name() const override { return "MaxPool2D"; }
+  // Keras's class is MaxPooling2D (MaxPool2D is its alias); summary() prints the class name.
+  std::string type_name() const override { return "MaxPooling2D"; }
   Shape build(const Shape& input_shape, Rng& rng) override;
   const Tensor& forward(const Tensor& x, bool training) override;
   const Tensor& backward(const Tensor& dy) override;
