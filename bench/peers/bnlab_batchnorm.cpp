@@ -6,7 +6,8 @@
 //   bnlab_batchnorm [--threads N] [--quick] ...      (see peer_common.hpp)
 //
 // Lines: "bnlab <op> <shape> <ms>", "probe copy_plain|copy_streaming <shape> <ms>" (a copy moves
-// 2 tensor passes), "# check ..." and comments with the effective bandwidths.
+// 2 tensor passes), "# check ..." and "# bandwidth ..." comments (what the merged table shows,
+// for reading the raw output).
 
 #include <omp.h>
 
@@ -66,13 +67,13 @@ void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
   const double streaming_ms = peers::time_ms(o, [&] { bnlab::bench::copy_streaming(x.get(), y.get(), n); });
   peers::print_result("probe", "copy_streaming", ps, streaming_ms);
   const double copy_gbps = 2 * bytes_per_pass / (std::min(plain_ms, streaming_ms) * 1e6);
-  std::printf("# bnlab %s: copy probe %.2f GB/s (plain %.2f, streaming %.2f)\n", ps.name, copy_gbps,
+  std::printf("# bandwidth probe %s: copy %.2f GB/s (plain %.2f, streaming %.2f)\n", ps.name, copy_gbps,
               2 * bytes_per_pass / (plain_ms * 1e6), 2 * bytes_per_pass / (streaming_ms * 1e6));
 
   auto report = [&](const Operation& op, double ms) {
     peers::print_result("bnlab", op.name, ps, ms);
     const double gbps = op.passes * bytes_per_pass / (ms * 1e6);
-    std::printf("# bnlab %s %s: %.2f GB/s over %d passes, %.2f of the copy probe\n", op.name, ps.name, gbps,
+    std::printf("# bandwidth bnlab %s %s: %.2f GB/s over %d passes, %.2f of the copy probe\n", op.name, ps.name, gbps,
                 op.passes, gbps / copy_gbps);
   };
   auto forward_training = [&](FusedActivation act) {

@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""Merges the peer drivers' outputs into one Markdown table (scripts/bench_peers.sh).
+
+Reads the lines of peer_common.hpp's format from each file given:
+    <library> <operation> <shape> <ms>                  library: bnlab, onednn, pytorch, probe
+    # check <library> <operation> <shape> name=value ...
+and writes the table with the speed-ups (peer ms / bnlab ms: above 1 means bnlab is faster),
+bnlab's bandwidth against the copy probe, the probe per shape, and whether every library
+computed the same results (the check sums, which the shared input data make comparable).
+"""
+
+import argparse
+import sys
+from collections import defaultdict
+
+# Order of the rows; passes = minimum traffic in tensor passes (docs/batchnorm.md): training
+# forward 3, inference 2, backward 5; the fused ReLU adds none.
+OPERATIONS = [
+    ("forward_training", "forward training", 3),
+    ("forward_inference", "forward inference", 2),
+    ("backward", "backward", 5),
+    ("forward_training_relu", "BN+ReLU forward training", 3),
+    ("backward_relu", "BN+ReLU backward", 5),
+]
+PEERS = [("onednn", "oneDNN"), ("pytorch", "PyTorch")]
+# Relative tolerances on the check sums (sums of absolute values over the whole tensor). They are
+# there to catch a peer computing another operation (a wrong flag, layout or convention), not
+# rounding. With the ReLU, an element whose pre-activation lies within float rounding of 0 can be
+# masked either way (docs/batchnorm.md); each such element moves sum |dbeta| by up to |dy| <= 0.2
+# against totals near 80 for the large NHWC shape, and the quick run saw oneDNN and PyTorch
+# 3.3e-3 away from bnlab there (bnlab within 1e-6 of a float64 evaluation), hence the wider bound.
+CHECK_TOLERANCE = 1e-3
+CHECK_TOLERANCE_RELU = 2e-2
+
+
+def parse_shape_elements(shape):
+    """'256x64x56x56_NCHW' -> 256*64*56*56."""
+    count = 1
+    for d in shape.split("_")[0].split("x"):
+        count *= int(d)
+    return count
+
+
+def read(paths):
+    times = {}
+    checks = defaultdict(dict)  # (op, shape) -> library -> {name: value}
+    shapes = []
+    comments = []
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                words = line.split()
+                if not words:
+                    continue
+                if words[0] == "#":
+                    if len(words) >= 5 and words[1] == "check":
+                        _, _, library, op, shape, *pairs = words
+                        checks[(op, shape)][library] = {
+                            k: float(v) for k, v in (p.split("=", 1) for p in pairs)}
+                    elif len(words) < 2 or words[1] != "bandwidth":  # the table shows those
+                        comments.append(line.rstrip("\n"))
+                    continue
+                if len(words) != 4:
+                    raise SystemExit(f"merge_peers: {path}: cannot parse line: {line.rstrip()}")
+                library, op, shape, ms = words
+                times[(library, op, shape)] = float(ms)
+                if shape not in shapes:
+                    shapes.append(shape)
+    return times, checks, shapes, comments
+
+
+def fmt_ms(ms):
+    if ms is None:
+        return "—"
+    return f"{ms:.4f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.1f}"
+
+
+def fmt_ratio(numerator, denominator):
+    if numerator is None or denominator is None or denominator <= 0:
+        return "—"
+    return f"{numerator / denominator:.2f}x"
+
+
+def copy_floor(times, shape):
+    """(bytes per second of the faster copy, plain GB/s, streaming GB/s) or None."""
+    plain = times.get(("probe", "copy_plain", shape))
+    streaming = times.get(("probe", "copy_streaming", shape))
+    if plain is None or streaming is None:
+        return None
+    moved = 2 * parse_shape_elements(shape) * 4  # a copy reads and writes the tensor once
+    return moved / (min(plain, streaming) * 1e-3), moved / (plain * 1e6), moved / (streaming * 1e6)
+
+
+def table(times, shapes):
+    lines = ["| shape | operation | bnlab ms | oneDNN ms | PyTorch ms | oneDNN/bnlab | PyTorch/bnlab "
+             "| bnlab vs copy |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for shape in shapes:
+        probe = copy_floor(times, shape)
+        for op, label, passes in OPERATIONS:
+            bnlab = times.get(("bnlab", op, shape))
+            peers = [times.get((library, op, shape)) for library, _ in PEERS]
+            if bnlab is None and all(p is None for p in peers):
+                continue
+            vs_copy = "—"
+            if bnlab is not None and probe is not None:
+                bandwidth = passes * parse_shape_elements(shape) * 4 / (bnlab * 1e-3)
+                vs_copy = f"{bandwidth / probe[0]:.2f}"
+            lines.append(f"| {shape} | {label} | {fmt_ms(bnlab)} | {fmt_ms(peers[0])} | {fmt_ms(peers[1])} "
+                         f"| {fmt_ratio(peers[0], bnlab)} | {fmt_ratio(peers[1], bnlab)} | {vs_copy} |")
+    return lines
+
+
+def probe_table(times, shapes):
+    lines = ["| shape | tensor MB | copy probe GB/s | plain GB/s | streaming GB/s |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for shape in shapes:
+        probe = copy_floor(times, shape)
+        if probe is None:
+            continue
+        mb = parse_shape_elements(shape) * 4 / 1e6
+        lines.append(f"| {shape} | {mb:.2f} | {probe[0] / 1e9:.2f} | {probe[1]:.2f} | {probe[2]:.2f} |")
+    return lines
+
+
+def check_report(checks):
+    """Every library's sums against bnlab's: the same inputs must give the same results."""
+    problems = []
+    compared = 0
+    worst = 0.0
+    for (op, shape), by_library in sorted(checks.items()):
+        reference = by_library.get("bnlab")
+        if reference is None:
+            continue
+        for library, values in by_library.items():
+            if library == "bnlab":
+                continue
+            for name, value in values.items():
+                expected = reference.get(name)
+                if expected is None:
+                    continue
+                compared += 1
+                deviation = abs(value - expected) / max(abs(expected), 1e-30)
+                worst = max(worst, deviation)
+                tolerance = CHECK_TOLERANCE_RELU if op.endswith("_relu") else CHECK_TOLERANCE
+                if deviation > tolerance:
+                    problems.append(f"- {library} {op} {shape}: {name} = {value:.9e}, bnlab {expected:.9e} "
+                                    f"(relative {deviation:.2e}, tolerance {tolerance:g})")
+    if compared == 0:
+        return ["Results: no peer results to compare with bnlab's."]
+    bounds = f"tolerance {CHECK_TOLERANCE:g}, {CHECK_TOLERANCE_RELU:g} with the ReLU"
+    if problems:
+        return [f"Results: **{len(problems)} of {compared} check sums differ** from bnlab's ({bounds}; "
+                f"relative):", ""] + problems
+    return [f"Results: all {compared} check sums (sum |y|; sum |dx|, |dgamma|, |dbeta|) agree with bnlab's "
+            f"within {worst:.1e} (relative; {bounds}), so every library computed the same operation on "
+            f"the same data."]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("files", nargs="+", help="outputs of the drivers")
+    parser.add_argument("--title", default="BatchNorm kernels: bnlab, oneDNN and PyTorch side by side")
+    parser.add_argument("--preamble", action="append", default=[],
+                        help="a line to print under the title (CPU, date, threads); repeatable")
+    parser.add_argument("--out", help="also write the Markdown here")
+    args = parser.parse_args()
+
+    times, checks, shapes, comments = read(args.files)
+    lines = [f"## {args.title}", ""]
+    lines += [f"{p}  " for p in args.preamble]
+    if args.preamble:
+        lines.append("")
+    lines += table(times, shapes)
+    lines += ["",
+              "Milliseconds per call: median of the samples after a warm-up, wall clock, the same "
+              "thread count for all. oneDNN/bnlab and PyTorch/bnlab are speed-ups (peer ms over "
+              "bnlab ms; above 1x bnlab is faster). bnlab vs copy: bnlab's bandwidth over its "
+              "minimum traffic (forward training 3 tensor passes, inference 2, backward 5, the "
+              "fused ReLU none more) divided by the copy probe's (the faster of a plain and a "
+              "streaming copy of the same tensor, 2 passes); 1.00 streams as fast as a copy. "
+              "PyTorch's BN+ReLU is batch_norm then relu_ (it does not fuse them); oneDNN's is "
+              "the fuse_norm_relu flag.",
+              ""]
+    lines += probe_table(times, shapes)
+    lines += [""] + check_report(checks)
+    lines += ["", "Drivers:", ""] + [f"    {c}" for c in comments]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

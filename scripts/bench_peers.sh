@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Side-by-side peer benchmark: the same BatchNorm shapes and operations through bnlab, oneDNN 2.6
+# (Debian libdnnl-dev) and PyTorch 1.13 (Debian python3-torch), in one run, one after the other,
+# with the same thread count; prints the CPU, the date and a Markdown table (ms, speed-ups, bnlab
+# against the copy probe), and writes the table to --out.
+#
+#   bash scripts/bench_peers.sh [--threads N] [--out FILE] [--quick] [--repetitions N]
+#                               [--shape NAME] [--torch-mode ops|autograd] [--build-dir DIR]
+#
+#   --threads N        threads for every library (default 2): OMP_NUM_THREADS, BNLAB_THREADS,
+#                      omp_set_num_threads and torch.set_num_threads
+#   --out FILE         the Markdown report (default out/bench_peers.md); the drivers' raw output
+#                      goes beside it as FILE.<library>.txt
+#   --quick            1 warm-up, 3 repetitions: checks that everything runs, measures nothing
+#   --repetitions N    samples per median (default 21)
+#   --shape NAME       one shape only (e.g. 32x300_NC)
+#   --torch-mode MODE  ops (default: ATen operators, no autograd) or autograd; see
+#                      bench/peers/torch_batchnorm.py for why ops is the default
+#   --build-dir DIR    CMake build folder (default build-peers)
+#
+# Measure on a quiet machine: the drivers run one after the other, so anything else running
+# shows up as noise in whichever library it overlaps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+threads=2
+out=out/bench_peers.md
+build_dir=build-peers
+torch_mode=ops
+driver_args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --threads) threads="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --quick) driver_args+=(--quick); shift ;;
+    --repetitions) driver_args+=(--repetitions "$2"); shift 2 ;;
+    --shape) driver_args+=(--shape "$2"); shift 2 ;;
+    --torch-mode) torch_mode="$2"; shift 2 ;;
+    --build-dir) build_dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "bench_peers: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+if ! [[ "$threads" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench_peers: --threads must be a positive integer, got '$threads'" >&2
+  exit 2
+fi
+case "$torch_mode" in ops|autograd) ;; *) echo "bench_peers: --torch-mode must be ops or autograd" >&2; exit 2 ;; esac
+
+# libdnnl-dev for the oneDNN driver; libgoogle-perftools4 brings libtcmalloc-minimal4 for PyTorch.
+BNLAB_SETUP_EXTRA="${BNLAB_SETUP_EXTRA:-} libdnnl-dev libgoogle-perftools4" bash scripts/setup.sh
+
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+targets=(bnlab_batchnorm)
+# bench/peers/CMakeLists.txt defines onednn_batchnorm only where it found oneDNN.
+if ninja -C "$build_dir" -t targets all | grep -q '^onednn_batchnorm:'; then
+  targets+=(onednn_batchnorm)
+else
+  echo "bench_peers: oneDNN not found by CMake; its column stays empty" >&2
+fi
+cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]}"
+
+export OMP_NUM_THREADS="$threads" BNLAB_THREADS="$threads"
+mkdir -p "$(dirname "$out")"
+raw="${out%.md}"
+tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+if [[ ! -e "$tcmalloc" ]]; then
+  echo "bench_peers: $tcmalloc missing; PyTorch runs on glibc malloc (its page faults get timed)" >&2
+fi
+cpu=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//')
+when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+
+echo "CPU: ${cpu:-unknown} ($(nproc) logical cores)"
+echo "Date: $when"
+echo "Threads: $threads"
+echo
+
+# One section per comparison; each runs its drivers and prints (and appends to --out) its own
+# Markdown. The epoch comparison (the seed's MLP trained by PyTorch and by bnlab) is meant to be
+# another function here, added to `sections` below.
+section_kernels() {
+  local files=()
+  echo "bench_peers: bnlab..." >&2
+  "$build_dir/bench/peers/bnlab_batchnorm" --threads "$threads" "${driver_args[@]}" >"$raw.bnlab.txt"
+  files+=("$raw.bnlab.txt")
+  if [[ " ${targets[*]} " == *" onednn_batchnorm "* ]]; then
+    echo "bench_peers: oneDNN..." >&2
+    "$build_dir/bench/peers/onednn_batchnorm" --threads "$threads" "${driver_args[@]}" >"$raw.onednn.txt"
+    files+=("$raw.onednn.txt")
+  fi
+  echo "bench_peers: PyTorch..." >&2
+  # tcmalloc keeps freed pages instead of returning them to the kernel (release rate 0), so the
+  # outputs PyTorch allocates per call are not page-faulted in again on every call.
+  LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_batchnorm.py \
+    --threads "$threads" --mode "$torch_mode" "${driver_args[@]}" >"$raw.pytorch.txt"
+  files+=("$raw.pytorch.txt")
+  /usr/bin/python3 bench/peers/merge_peers.py "${files[@]}" \
+    --preamble "CPU: ${cpu:-unknown} ($(nproc) logical cores)" --preamble "Date: $when" \
+    --preamble "Threads: $threads; PyTorch mode: $torch_mode${driver_args[*]:+; driver options: ${driver_args[*]}}" \
+    --out "$raw.kernels.md"
+  cat "$raw.kernels.md" >>"$out"
+}
+
+sections=(kernels)
+{
+  echo "# bnlab peer benchmark"
+  echo
+} >"$out"
+for section in "${sections[@]}"; do
+  "section_$section"
+  echo >>"$out"
+done
+echo "bench_peers: wrote $out (raw driver output: $raw.*.txt)" >&2
