@@ -22,6 +22,11 @@ int main(int argc, char** argv) {
   using namespace bnlab::cli;
   CLI::App app{"bnlab: batch normalization kernels, a Keras-like training stack, and the seeds' experiments"};
   app.require_subcommand(1);
+  // CLI11's parse errors get the same prefix as the library's errors below, so a script (or a
+  // person) sees one error format whatever went wrong.
+  app.failure_message([](const CLI::App* failed, const CLI::Error& error) {
+    return "bnlab: error: " + CLI::FailureMessage::simple(failed, error);
+  });
   int threads = 0;
   app.add_option("--threads", threads,
                  "OpenMP threads for kernels and GEMM (default: $BNLAB_THREADS, else OMP_NUM_THREADS, else all cores)")
