@@ -4,7 +4,7 @@
 Reads the lines of peer_common.hpp's format from each file given:
     <library> <operation> <shape> <ms>                  library: bnlab, onednn, pytorch, probe
     # check <library> <operation> <shape> name=value ...
-and writes the table with the speed-ups (peer ms / bnlab ms: above 1 means bnlab is faster),
+and writes the table with bnlab's speed-ups (peer ms / bnlab ms: above 1x bnlab is faster),
 bnlab's bandwidth against the copy probe, the probe per shape, and whether every library
 computed the same results (the check sums, which the shared input data make comparable).
 """
@@ -92,8 +92,8 @@ def copy_floor(times, shape):
 
 
 def table(times, shapes):
-    lines = ["| shape | operation | bnlab ms | oneDNN ms | PyTorch ms | oneDNN/bnlab | PyTorch/bnlab "
-             "| bnlab vs copy |",
+    lines = ["| shape | operation | bnlab ms | oneDNN ms | PyTorch ms | bnlab/oneDNN speed-up "
+             "| bnlab/PyTorch speed-up | bnlab vs copy |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for shape in shapes:
         probe = copy_floor(times, shape)
@@ -174,8 +174,8 @@ def main():
     lines += table(times, shapes)
     lines += ["",
               "Milliseconds per call: median of the samples after a warm-up, wall clock, the same "
-              "thread count for all. oneDNN/bnlab and PyTorch/bnlab are speed-ups (peer ms over "
-              "bnlab ms; above 1x bnlab is faster). bnlab vs copy: bnlab's bandwidth over its "
+              "thread count for all. The speed-ups are peer ms over bnlab ms (above 1x bnlab is "
+              "faster). bnlab vs copy: bnlab's bandwidth over its "
               "minimum traffic (forward training 3 tensor passes, inference 2, backward 5, the "
               "fused ReLU none more) divided by the copy probe's (the faster of a plain and a "
               "streaming copy of the same tensor, 2 passes); 1.00 streams as fast as a copy. "
