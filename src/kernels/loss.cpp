@@ -56,8 +56,10 @@ void softmax_cross_entropy_backward(std::int64_t rows, std::int64_t classes, con
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* p = probabilities + r * classes;
     float* g = dlogits + r * classes;
+    // Read the label's probability first: when dlogits aliases probabilities the loop overwrites it.
+    const float p_label = p[labels[r]];
     for (std::int64_t c = 0; c < classes; ++c) g[c] = p[c] * inv_rows;
-    g[labels[r]] = (p[labels[r]] - 1.0f) * inv_rows;
+    g[labels[r]] = (p_label - 1.0f) * inv_rows;
   }
 }
 

@@ -51,6 +51,19 @@ TEST(SoftmaxCrossEntropy, LossMatchesDoubleReferenceAndGradientCentralDifference
   }
 }
 
+// The header allows dlogits to alias probabilities; in place must equal out of place.
+TEST(SoftmaxCrossEntropy, BackwardInPlaceEqualsOutOfPlace) {
+  const std::int64_t rows = 5, classes = 7;
+  const Tensor logits_t = random_tensor({rows, classes}, Layout::NC, 3, -3.0f, 3.0f);
+  const std::vector<std::int32_t> labels{0, 6, 2, 2, 5};
+  std::vector<float> probabilities(rows * classes), losses(rows), separate(rows * classes);
+  kernels::softmax_cross_entropy_forward(rows, classes, logits_t.data(), labels.data(), probabilities.data(),
+                                         losses.data());
+  kernels::softmax_cross_entropy_backward(rows, classes, probabilities.data(), labels.data(), separate.data());
+  kernels::softmax_cross_entropy_backward(rows, classes, probabilities.data(), labels.data(), probabilities.data());
+  for (std::int64_t i = 0; i < rows * classes; ++i) EXPECT_EQ(probabilities[i], separate[i]) << i;
+}
+
 TEST(SoftmaxCrossEntropy, StableForExtremeLogits) {
   const std::vector<float> logits{1000.0f, -1000.0f, 0.0f, -1000.0f, 1000.0f, 0.0f};
   const std::vector<std::int32_t> labels{0, 0};
