@@ -1,13 +1,13 @@
 #include "bnlab/experiments/compare.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <ostream>
 #include <set>
 #include <stdexcept>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "bnlab/experiments/output_files.hpp"
 #include "bnlab/models.hpp"
@@ -24,11 +24,21 @@ std::string json_string(const std::string& text) {
   std::string out = "\"";
   for (const char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20)
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
@@ -120,8 +130,8 @@ Comparison run_comparison(const CompareOptions& options, std::ostream& out) {
   const auto& training = options.training;
   out << fmt::format("Seed 003 comparison: {} with {} (learning rate {}{}), batch size {}, {} epochs, seed {}\n",
                      fmt::join(models, ", "), training.optimizer, training.learning_rate,
-                     training.momentum != 0 ? fmt::format(", momentum {}", training.momentum) : "",
-                     training.batch_size, training.epochs, training.seed);
+                     training.momentum != 0 ? fmt::format(", momentum {}", training.momentum) : "", training.batch_size,
+                     training.epochs, training.seed);
   out << fmt::format("Fashion-MNIST from {}: {} training, {} validation, {} test images\n", comparison.data_dir,
                      comparison.train_samples, comparison.validation_samples, comparison.test_samples);
   out << system_description() << "\n" << std::flush;
@@ -172,7 +182,8 @@ std::string format_comparison_table(const Comparison& comparison) {
       continue;
     }
     row = fmt::format("{:<{}}  {:<6}", "", name_width, "keras");
-    for (std::size_t e = 0; e < epochs; ++e) row += fmt::format(" {:>7}", value_at(published->val_accuracy, e, "{:.4f}"));
+    for (std::size_t e = 0; e < epochs; ++e)
+      row += fmt::format(" {:>7}", value_at(published->val_accuracy, e, "{:.4f}"));
     double keras_seconds = 0.0;
     for (const double s : published->seconds) keras_seconds += s;
     keras_seconds /= static_cast<double>(published->seconds.size());

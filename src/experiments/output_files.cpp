@@ -1,6 +1,7 @@
 #include "bnlab/experiments/output_files.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,8 +10,6 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
-
-#include <fmt/format.h>
 
 namespace bnlab::experiments {
 namespace {
@@ -89,8 +88,7 @@ void prepare_output_directory(const std::filesystem::path& directory, std::strin
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec)
-    throw std::invalid_argument(
-        fmt::format("{} '{}' cannot be created: {}", what, directory.string(), ec.message()));
+    throw std::invalid_argument(fmt::format("{} '{}' cannot be created: {}", what, directory.string(), ec.message()));
   if (!std::filesystem::is_directory(directory, ec))
     throw std::invalid_argument(fmt::format("{} '{}' is not a directory", what, directory.string()));
   if (::access(directory.c_str(), W_OK | X_OK) != 0)

@@ -1,13 +1,13 @@
 #include "bnlab/experiments/training.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <ostream>
 #include <stdexcept>
 #include <system_error>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 namespace bnlab::experiments {
 namespace {
@@ -55,17 +55,19 @@ SeedData load_seed_data(const DataOptions& options) {
   // Checked here rather than left to split_validation, whose message cannot say that at least
   // one training image must remain.
   if (options.validation >= all.train.size())
-    throw std::invalid_argument(fmt::format("validation size is {}, but the training file has only {} images "
-                                            "(at least one must remain for training)",
-                                            options.validation, all.train.size()));
+    throw std::invalid_argument(
+        fmt::format("validation size is {}, but the training file has only {} images "
+                    "(at least one must remain for training)",
+                    options.validation, all.train.size()));
   data::TrainValidationSplit split = data::split_validation(all.train, options.validation);
   SeedData result;
   result.validation = std::move(split.validation);
   result.train = std::move(split.train);
   if (options.train_limit > result.train.size())
-    throw std::invalid_argument(fmt::format("train limit is {}, but only {} training images remain after the "
-                                            "{} validation images",
-                                            options.train_limit, result.train.size(), options.validation));
+    throw std::invalid_argument(
+        fmt::format("train limit is {}, but only {} training images remain after the "
+                    "{} validation images",
+                    options.train_limit, result.train.size(), options.validation));
   if (options.train_limit > 0) result.train = result.train.subset(options.train_limit);
   if (options.test_limit > all.test.size())
     throw std::invalid_argument(
@@ -81,8 +83,7 @@ void check_training_options(const TrainingOptions& options) {
   if (options.batch_size < 1)
     throw std::invalid_argument(fmt::format("batch size is {}, must be >= 1", options.batch_size));
   if (!std::isfinite(options.learning_rate) || options.learning_rate <= 0)
-    throw std::invalid_argument(
-        fmt::format("learning rate is {}, must be a finite number > 0", options.learning_rate));
+    throw std::invalid_argument(fmt::format("learning rate is {}, must be a finite number > 0", options.learning_rate));
   const auto names = optimizer_names();
   if (std::find(names.begin(), names.end(), options.optimizer) == names.end())
     throw std::invalid_argument(
@@ -90,8 +91,8 @@ void check_training_options(const TrainingOptions& options) {
   if (!(options.momentum >= 0 && options.momentum < 1))
     throw std::invalid_argument(fmt::format("momentum is {}, must be in [0, 1)", options.momentum));
   if (options.optimizer != "sgd" && options.momentum != 0)
-    throw std::invalid_argument(fmt::format("momentum is {}, but only the sgd optimizer has a momentum setting",
-                                            options.momentum));
+    throw std::invalid_argument(
+        fmt::format("momentum is {}, but only the sgd optimizer has a momentum setting", options.momentum));
 }
 
 std::unique_ptr<Optimizer> make_named_optimizer(const TrainingOptions& options) {
@@ -123,8 +124,8 @@ TrainResult train_and_evaluate(Sequential& model, const SeedData& data, const Tr
     // A diverging run is a result worth reporting (e.g. too high a learning rate without BN),
     // not a reason to lose the epochs that did complete.
     result.history = e.history();
-    result.stopped = fmt::format("stopped in epoch {} at step {}: the loss became {}", e.epoch() + 1, e.step() + 1,
-                                 e.loss());
+    result.stopped =
+        fmt::format("stopped in epoch {} at step {}: the loss became {}", e.epoch() + 1, e.step() + 1, e.loss());
     out << "Training " << result.stopped << "\n";
   }
   // Keras's evaluate() default batch, whatever the training batch: `bnlab evaluate` of the saved

@@ -5,6 +5,7 @@
 // to check the files the tool writes.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,8 +21,6 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 extern char** environ;
 
 namespace bnlab::cli::testing {
@@ -34,7 +33,7 @@ inline std::filesystem::path bnlab_binary() {
 
 // A directory unique per process and test, removed afterwards.
 class TempDir {
-public:
+ public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string leaf = "bnlab_cli_" + std::to_string(::getpid());
@@ -54,7 +53,7 @@ public:
   const std::filesystem::path& path() const { return path_; }
   std::string operator/(const std::string& name) const { return (path_ / name).string(); }
 
-private:
+ private:
   std::filesystem::path path_;
 };
 
@@ -175,7 +174,7 @@ struct Json {
 };
 
 class JsonParser {
-public:
+ public:
   explicit JsonParser(const std::string& text) : text_(text) {}
 
   // Throws std::runtime_error with the offset for anything that is not exactly one JSON value.
@@ -186,12 +185,13 @@ public:
     return value;
   }
 
-private:
+ private:
   [[noreturn]] void fail(const std::string& what) const {
     throw std::runtime_error("JSON: " + what + " at offset " + std::to_string(pos_));
   }
   void skip_space() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t'))
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t'))
       ++pos_;
   }
   bool consume(char c) {
@@ -224,14 +224,30 @@ private:
       if (pos_ >= text_.size()) fail("unterminated escape");
       const char e = text_[pos_++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           if (pos_ + 4 > text_.size()) fail("short \\u escape");
           const unsigned code = std::stoul(text_.substr(pos_, 4), nullptr, 16);
@@ -240,7 +256,8 @@ private:
           out += static_cast<char>(code);
           break;
         }
-        default: fail("bad escape");
+        default:
+          fail("bad escape");
       }
     }
   }

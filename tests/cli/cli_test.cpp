@@ -2,13 +2,13 @@
 // summary counts, train -> save -> evaluate, and compare's files. Training runs use a small
 // synthetic Fashion-MNIST written by the test, so the suite needs no installed data and stays fast.
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <filesystem>
 #include <regex>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "cli/cli_support.hpp"
 
@@ -26,7 +26,7 @@ namespace {
 }
 
 class Cli : public ::testing::Test {
-protected:
+ protected:
   RunResult run(const std::vector<std::string>& args) { return run_bnlab(args, scratch_.path()); }
 
   // Expects exit status 2 and the message on stderr after the common prefix.
@@ -36,8 +36,8 @@ protected:
     for (const auto& arg : args) joined += arg + " ";
     EXPECT_EQ(result.status, 2) << joined << "\nstdout: " << result.out << "\nstderr: " << result.err;
     EXPECT_EQ(result.err.rfind("bnlab: error: ", 0), 0u) << joined << "\nstderr: " << result.err;
-    EXPECT_NE(result.err.find(message), std::string::npos) << joined << "\nexpected: " << message
-                                                            << "\nstderr: " << result.err;
+    EXPECT_NE(result.err.find(message), std::string::npos)
+        << joined << "\nexpected: " << message << "\nstderr: " << result.err;
   }
 
   std::string data_dir() {
@@ -59,9 +59,7 @@ std::string test_line(const std::string& out) {
   return std::regex_search(out, match, line) ? match[1].str() : std::string();
 }
 
-TEST(CliBinary, IsBuiltBesideTheTests) {
-  EXPECT_TRUE(std::filesystem::exists(bnlab_binary())) << bnlab_binary();
-}
+TEST(CliBinary, IsBuiltBesideTheTests) { EXPECT_TRUE(std::filesystem::exists(bnlab_binary())) << bnlab_binary(); }
 
 TEST_F(Cli, HelpOfEveryCommandExitsZero) {
   for (const std::string command : {"summary", "train", "evaluate", "compare", "demo"}) {
@@ -154,11 +152,11 @@ TEST_F(Cli, RefusesDataOptionsTheFilesCannotSatisfy) {
 
 TEST_F(Cli, RefusesAnUnwritableSavePathBeforeTrainingAndLeavesNoFile) {
   const std::string in_missing_dir = scratch_ / "missing/model.bnlab";
-  const RunResult result = run({"train", "--model", "bn", "--data-dir", data_dir(), "--validation", "100",
-                                "--save", in_missing_dir});
+  const RunResult result =
+      run({"train", "--model", "bn", "--data-dir", data_dir(), "--validation", "100", "--save", in_missing_dir});
   EXPECT_EQ(result.status, 2);
-  EXPECT_TRUE(Contains(result.err, "--save path '" + in_missing_dir + "': the directory '" +
-                                    (scratch_ / "missing") + "' does not exist"));
+  EXPECT_TRUE(Contains(result.err, "--save path '" + in_missing_dir + "': the directory '" + (scratch_ / "missing") +
+                                       "' does not exist"));
   EXPECT_TRUE(Lacks(result.out, "Epoch 1/")) << "the check should come before training";
   EXPECT_FALSE(std::filesystem::exists(scratch_ / "missing"));
 
@@ -217,7 +215,8 @@ TEST_F(Cli, TrainSaveThenEvaluatePrintTheSameTestResult) {
   EXPECT_TRUE(Contains(trained.out, "600 training, 100 validation, 200 test images"));
   EXPECT_TRUE(Contains(trained.out, "Total params: 271,346"));
   // Keras's verbose=2 log (the output is a file, not a terminal): 600 / 32 -> 19 steps.
-  const std::regex epoch_line(R"(Epoch 3/3\n19/19 - \d+s - loss: [0-9.]+ - accuracy: [0-9.]+ - val_loss: [0-9.]+ - val_accuracy: [0-9.]+\n)");
+  const std::regex epoch_line(
+      R"(Epoch 3/3\n19/19 - \d+s - loss: [0-9.]+ - accuracy: [0-9.]+ - val_loss: [0-9.]+ - val_accuracy: [0-9.]+\n)");
   EXPECT_TRUE(std::regex_search(trained.out, epoch_line)) << trained.out;
   const std::string trained_test = test_line(trained.out);
   ASSERT_FALSE(trained_test.empty()) << trained.out;
@@ -241,9 +240,9 @@ TEST_F(Cli, TrainSaveThenEvaluatePrintTheSameTestResult) {
 
 TEST_F(Cli, TrainIsReproducibleForASeedAndDependsOnIt) {
   auto train = [&](const std::string& seed, const std::string& optimizer) {
-    const RunResult result = run({"train", "--model", "baseline", "--epochs", "1", "--data-dir", data_dir(),
-                                  "--validation", "100", "--train-limit", "200", "--seed", seed, "--optimizer",
-                                  optimizer});
+    const RunResult result =
+        run({"train", "--model", "baseline", "--epochs", "1", "--data-dir", data_dir(), "--validation", "100",
+             "--train-limit", "200", "--seed", seed, "--optimizer", optimizer});
     EXPECT_EQ(result.status, 0) << result.err;
     return test_line(result.out);
   };
@@ -338,9 +337,9 @@ TEST_F(Cli, CompareWritesMatchingCsvJsonAndTable) {
 
 TEST_F(Cli, CompareRunsTheChosenModelsInTheGivenOrder) {
   const std::string out_dir = scratch_ / "subset";
-  const RunResult result = run({"compare", "--models", "bn-before-activation,baseline", "--epochs", "1", "--data-dir",
-                                data_dir(), "--validation", "0", "--train-limit", "64", "--test-limit", "32", "--out",
-                                out_dir});
+  const RunResult result =
+      run({"compare", "--models", "bn-before-activation,baseline", "--epochs", "1", "--data-dir", data_dir(),
+           "--validation", "0", "--train-limit", "64", "--test-limit", "32", "--out", out_dir});
   ASSERT_EQ(result.status, 0) << result.out << result.err;
   EXPECT_TRUE(Lacks(result.out, "=== bn ==="));
   EXPECT_LT(result.out.find("=== bn-before-activation ==="), result.out.find("=== baseline ==="));

@@ -1,6 +1,7 @@
 // The library behind the training subcommands (bnlab::experiments): option checks, atomic
 // output files, the comparison's CSV/JSON/table formats and the seed's published numbers.
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -9,8 +10,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "bnlab/experiments/compare.hpp"
 #include "bnlab/experiments/output_files.hpp"

@@ -1,11 +1,12 @@
 // bnlab compare: the seed 003 experiment (baseline vs BatchNorm after vs before the activation),
 // its table beside the seed's Keras numbers, and the histories as CSV and JSON.
 
+#include "bnlab/experiments/compare.hpp"
+
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "bnlab/experiments/compare.hpp"
 #include "bnlab/models.hpp"
 #include "command.hpp"
 #include "options.hpp"
@@ -20,7 +21,8 @@ const RegisterCommand registration{
      [](CLI::App& app) {
        static experiments::CompareOptions options;
        static std::string out_dir = options.out_dir.string();
-       app.add_option("--models", options.models, "comma-separated subset of the models, in the order to run (default: all)")
+       app.add_option("--models", options.models,
+                      "comma-separated subset of the models, in the order to run (default: all)")
            ->delimiter(',')
            ->check(one_of(seed_model_names(), "model"));
        add_training_options(app, options.training);

@@ -29,8 +29,7 @@ void run_evaluate(const EvaluateArguments& args) {
 }
 
 const RegisterCommand registration{
-    {"evaluate", "Evaluate a saved model (bnlab train --save) on the Fashion-MNIST test set",
-     [](CLI::App& app) {
+    {"evaluate", "Evaluate a saved model (bnlab train --save) on the Fashion-MNIST test set", [](CLI::App& app) {
        static EvaluateArguments args;
        app.add_option("--load", args.load_path, "the saved model")->required();
        add_data_options(app, args.data, false);

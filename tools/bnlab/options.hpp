@@ -4,10 +4,10 @@
 // wrong, with the flag in the message ("--lr: must be a finite number > 0, got -1"); the
 // library checks again, since it is also called without this CLI.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

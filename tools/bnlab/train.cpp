@@ -33,10 +33,9 @@ void run_train(const TrainArguments& args) {
   Sequential model = make_seed_model(args.model, args.training.seed);
   const experiments::SeedData data = experiments::load_seed_data(args.data);
   const auto& t = args.training;
-  std::cout << fmt::format("Training '{}' with {} (learning rate {}{}), batch size {}, {} epochs, seed {}\n",
-                           args.model, t.optimizer, t.learning_rate,
-                           t.momentum != 0 ? fmt::format(", momentum {}", t.momentum) : "", t.batch_size, t.epochs,
-                           t.seed);
+  std::cout << fmt::format(
+      "Training '{}' with {} (learning rate {}{}), batch size {}, {} epochs, seed {}\n", args.model, t.optimizer,
+      t.learning_rate, t.momentum != 0 ? fmt::format(", momentum {}", t.momentum) : "", t.batch_size, t.epochs, t.seed);
   std::cout << fmt::format("Fashion-MNIST from {}: {} training, {} validation, {} test images\n",
                            args.data.data_dir.string(), data.train.size(), data.validation.size(), data.test.size());
   std::cout << system_description() << "\n";
@@ -45,8 +44,8 @@ void run_train(const TrainArguments& args) {
   const experiments::TrainResult result = experiments::train_and_evaluate(model, data, args.training, std::cout);
   std::cout << "Test: " << experiments::format_evaluation(result.test) << "\n" << std::flush;
   if (!result.stopped.empty())
-    throw std::runtime_error(fmt::format("training {}{}", result.stopped,
-                                         args.save_path.empty() ? "" : "; the model was not saved"));
+    throw std::runtime_error(
+        fmt::format("training {}{}", result.stopped, args.save_path.empty() ? "" : "; the model was not saved"));
   if (!args.save_path.empty()) {
     model.save(args.save_path);
     std::cout << "Saved the model to " << args.save_path << "\n";
@@ -54,7 +53,8 @@ void run_train(const TrainArguments& args) {
 }
 
 const RegisterCommand registration{
-    {"train", "Train a seed 003 model on Fashion-MNIST (Keras-style logs), evaluate it on the test set, optionally save it",
+    {"train",
+     "Train a seed 003 model on Fashion-MNIST (Keras-style logs), evaluate it on the test set, optionally save it",
      [](CLI::App& app) {
        static TrainArguments args;
        app.add_option("--model", args.model, "the model to train")
