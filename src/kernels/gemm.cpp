@@ -27,6 +27,27 @@ void check_leading(std::int64_t ld, std::int64_t row, const char* name) {
 
 }  // namespace
 
+GemmTiling gemm_tiling(std::int64_t M, std::int64_t N, std::int64_t K) {
+  // Enough equal tiles to keep two (or four, or eight) threads busy, few enough that each
+  // sgemm stays large: the count follows the work, the cut the longer side of C.
+  const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const std::int64_t parts = work < (1 << 17) ? 1 : work < (1 << 21) ? 2 : 8;
+  auto chunk = [parts](std::int64_t extent) {
+    const std::int64_t c = (extent + parts - 1) / parts;
+    return std::max<std::int64_t>((c + 7) / 8 * 8, 1);  // whole 32-byte vectors per tile row
+  };
+  GemmTiling t{M, N, 1, 1};
+  if (parts == 1) return t;
+  if (M >= N) {
+    t.tile_rows = chunk(M);
+    t.row_tiles = (M + t.tile_rows - 1) / t.tile_rows;
+  } else {
+    t.tile_cols = chunk(N);
+    t.col_tiles = (N + t.tile_cols - 1) / t.tile_cols;
+  }
+  return t;
+}
+
 void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,
           float alpha, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
           float beta, float* C, std::int64_t ldc) {
@@ -47,18 +68,20 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
   // count (measured with 0.3.21: 1 and 2 threads differ for most shapes). So C is cut into
   // tiles fixed by the shape alone and each tile is one single-threaded sgemm (OpenBLAS runs
   // single-threaded inside an OpenMP region): every thread count computes every tile alike.
-  const std::int64_t tile_rows = gemm_tile_rows, tile_cols = gemm_tile_cols;
-  const std::int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
-  const std::int64_t col_tiles = (N + tile_cols - 1) / tile_cols;
+  const GemmTiling tiling = gemm_tiling(M, N, K);
   const CBLAS_TRANSPOSE op_a = transpose_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE op_b = transpose_b ? CblasTrans : CblasNoTrans;
   const blasint lda_b = to_blas(lda, "lda"), ldb_b = to_blas(ldb, "ldb"), ldc_b = to_blas(ldc, "ldc");
-  // Always a parallel region, even for one tile: outside one, OpenBLAS would thread that tile.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t t = 0; t < row_tiles * col_tiles; ++t) {
-    const std::int64_t i = (t / col_tiles) * tile_rows, j = (t % col_tiles) * tile_cols;
-    const blasint rows = static_cast<blasint>(std::min(tile_rows, M - i));
-    const blasint cols = static_cast<blasint>(std::min(tile_cols, N - j));
+  const std::int64_t tiles = tiling.row_tiles * tiling.col_tiles;
+  // OpenBLAS never threads a call itself: one tile alone must be computed as it would be in a
+  // parallel region, and a region of one tile would only cost its start-up.
+  static const bool blas_single_threaded = (openblas_set_num_threads(1), true);
+  (void)blas_single_threaded;
+#pragma omp parallel for schedule(static) if (tiles > 1)
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    const std::int64_t i = (t / tiling.col_tiles) * tiling.tile_rows, j = (t % tiling.col_tiles) * tiling.tile_cols;
+    const blasint rows = static_cast<blasint>(std::min(tiling.tile_rows, M - i));
+    const blasint cols = static_cast<blasint>(std::min(tiling.tile_cols, N - j));
     const float* a = transpose_a ? A + i : A + i * lda;
     const float* b = transpose_b ? B + j * ldb : B + j;
     cblas_sgemm(CblasRowMajor, op_a, op_b, rows, cols, k, alpha, a, lda_b, b, ldb_b, beta, C + i * ldc + j, ldc_b);

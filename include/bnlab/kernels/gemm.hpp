@@ -2,7 +2,7 @@
 // Matrix multiply: a thin wrapper over CBLAS sgemm (OpenBLAS), row-major, plus the bias helpers
 // that travel with it (add a row vector, sum the rows). No allocation.
 //
-// Threads: C is cut into gemm_tile_rows x gemm_tile_cols tiles fixed by the shape, spread over
+// Threads: C is cut into tiles fixed by the shape (gemm_tiling), spread over
 // OpenMP threads, one single-threaded sgemm each, so C has the same bits for every thread count
 // (OpenBLAS's own threading does not promise that). Different CPU kernels (AVX2 versus
 // AVX-512) may still give different bits.
@@ -14,8 +14,11 @@
 
 namespace bnlab::kernels {
 
-inline constexpr std::int64_t gemm_tile_rows = 64;
-inline constexpr std::int64_t gemm_tile_cols = 256;
+// How gemm cuts C (M x N) into tiles: a function of the shape only.
+struct GemmTiling {
+  std::int64_t tile_rows, tile_cols, row_tiles, col_tiles;
+};
+GemmTiling gemm_tiling(std::int64_t M, std::int64_t N, std::int64_t K);
 
 // C (M x N) = alpha * op(A) * op(B) + beta * C, all row-major; op(A) is M x K, op(B) is K x N.
 // lda, ldb, ldc are the row strides of A, B, C as stored (A stored K x M when transposed).
