@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <immintrin.h>
 
+#include "bnlab/profile.hpp"
 #include "kernels/batchnorm_loops.hpp"
 
 namespace bnlab::kernels {
@@ -221,6 +222,7 @@ void batchnorm_forward_training(const BatchNormShape& shape, const float* x, con
                                 float epsilon, float* y, float* saved_mean, float* saved_inv_std,
                                 float* batch_variance, FusedActivation activation) {
   constexpr const char* who = "batchnorm_forward_training";
+  const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
   check_epsilon(epsilon, who);
   check_training_count(shape, who);
@@ -302,6 +304,7 @@ void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, co
                                  const float* variance, const float* gamma, const float* beta, float epsilon, float* y,
                                  FusedActivation activation) {
   constexpr const char* who = "batchnorm_forward_inference";
+  const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
   check_epsilon(epsilon, who);
   check_pointer(x, "x", who);
@@ -451,6 +454,7 @@ void batchnorm_backward(const BatchNormShape& shape, const float* x, const float
                         const float* beta, const float* saved_mean, const float* saved_inv_std, float* dx,
                         float* dgamma, float* dbeta, FusedActivation activation) {
   constexpr const char* who = "batchnorm_backward";
+  const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
   check_training_count(shape, who);
   check_pointer(saved_mean, "saved_mean", who);
@@ -469,6 +473,7 @@ void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, c
                                   const float* variance, const float* gamma, const float* beta, float epsilon,
                                   float* dx, float* dgamma, float* dbeta, FusedActivation activation) {
   constexpr const char* who = "batchnorm_backward_inference";
+  const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
   check_epsilon(epsilon, who);
   check_pointer(mean, "mean", who);

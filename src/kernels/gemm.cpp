@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "bnlab/profile.hpp"
+
 namespace bnlab::kernels {
 
 namespace {
@@ -51,6 +53,7 @@ GemmTiling gemm_tiling(std::int64_t M, std::int64_t N, std::int64_t K) {
 void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,
           float alpha, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
           float beta, float* C, std::int64_t ldc) {
+  const profile::Scope timed(profile::Section::gemm);
   to_blas(M, "M");
   to_blas(N, "N");
   const blasint k = to_blas(K, "K");

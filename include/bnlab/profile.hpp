@@ -1,0 +1,44 @@
+#pragma once
+// Where a training step's time goes: wall time spent inside the GEMM and BatchNorm kernels,
+// accumulated while profiling is on (off by default; then a scope costs one relaxed load).
+// Kernel entry points open a Scope; nested scopes of the same section are not expected.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace bnlab::profile {
+
+enum class Section : int { gemm = 0, batchnorm = 1 };
+inline constexpr int section_count = 2;
+
+struct Totals {
+  std::array<double, section_count> seconds{};
+  std::array<std::int64_t, section_count> calls{};
+};
+
+void set_enabled(bool on);
+bool enabled();
+void reset();
+Totals totals();
+void add(Section section, double seconds);
+
+class Scope {
+public:
+  explicit Scope(Section section) : section_(section), active_(enabled()) {
+    if (active_) start_ = std::chrono::steady_clock::now();
+  }
+  ~Scope() {
+    if (active_) add(section_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+
+private:
+  Section section_;
+  bool active_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace bnlab::profile
