@@ -17,10 +17,6 @@
 #define BNLAB_MULTIVERSION
 #endif
 
-// The helpers below pass 64-byte vectors by value; they are always inlined, so the ABI note
-// GCC gives for such signatures (-Wpsabi) concerns calls that never happen.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 #define BNLAB_INLINE inline __attribute__((always_inline))
 
 namespace bnlab::simd {
