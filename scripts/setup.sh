@@ -9,6 +9,7 @@ packages=(
   libopenblas-openmp-dev libcli11-dev libfmt-dev zlib1g-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-torch
+  gnuplot-nox fonts-liberation chromium
 )
 if [[ "${BNLAB_SETUP_EXTRA:-}" != "" ]]; then
   read -r -a extra <<<"${BNLAB_SETUP_EXTRA}"

@@ -1,0 +1,199 @@
+// The experiments' building blocks: percentiles and histogram bins against NumPy's numbers,
+// the report's encoding, the normalization worksheet's statistics, the MLPs and the step
+// trainer, and the request checks behind `bnlab experiment`.
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "bnlab/experiments/experiment.hpp"
+#include "bnlab/experiments/normalize.hpp"
+#include "bnlab/experiments/report.hpp"
+#include "bnlab/experiments/step_training.hpp"
+#include "bnlab/optim.hpp"
+
+namespace bnlab::experiments {
+namespace {
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+TEST(Percentile, MatchesNumpyLinearInterpolation) {
+  // np.percentile([5, 1, 4, 2, 3], [0, 15, 50, 85, 100]) = [1, 1.6, 3, 4.4, 5]
+  const double p[] = {0, 15, 50, 85, 100};
+  const double expected[] = {1, 1.6, 3, 4.4, 5};
+  for (int i = 0; i < 5; ++i) {
+    std::vector<float> values{5, 1, 4, 2, 3};
+    EXPECT_NEAR(percentile(values, p[i]), expected[i], 1e-12) << p[i];
+  }
+  std::vector<float> none;
+  EXPECT_THROW(percentile(none, 50), std::invalid_argument);
+  std::vector<float> one{1};
+  EXPECT_THROW(percentile(one, 101), std::invalid_argument);
+}
+
+TEST(Histogram, AutoBinsMatchNumpy) {
+  // np.histogram_bin_edges(np.arange(100), 'auto'): 8 bins of 12.375 (Sturges is narrower).
+  std::vector<float> ramp(100);
+  for (int i = 0; i < 100; ++i) ramp[i] = static_cast<float>(i);
+  const auto edges = auto_histogram_edges(ramp);
+  ASSERT_EQ(edges.size(), 9u);
+  EXPECT_DOUBLE_EQ(edges[1], 12.375);
+  EXPECT_DOUBLE_EQ(edges.back(), 99);
+  // np.histogram([0,0,0,0,1,1,1,2,5,9.5,0.25], 'auto') -> counts [8,1,0,0,1,0,0,1] (FD is narrower).
+  const std::vector<float> skewed{0, 0, 0, 0, 1, 1, 1, 2, 5, 9.5f, 0.25f};
+  const auto skewed_edges = auto_histogram_edges(skewed);
+  ASSERT_EQ(skewed_edges.size(), 9u);
+  EXPECT_DOUBLE_EQ(skewed_edges[1], 1.1875);
+  EXPECT_EQ(histogram_counts(skewed, skewed_edges), (std::vector<std::int64_t>{8, 1, 0, 0, 1, 0, 0, 1}));
+  // A constant input: one bin [v - 0.5, v + 0.5], as NumPy.
+  const auto constant = auto_histogram_edges(std::vector<float>(10, 3.0f));
+  EXPECT_EQ(constant, (std::vector<double>{2.5, 3.5}));
+  EXPECT_THROW(auto_histogram_edges({}), std::invalid_argument);
+}
+
+TEST(Report, Base64AndEscaping) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode(std::string("\xff\x00\x80", 3)), "/wCA");
+  EXPECT_EQ(html_escape("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;");
+  const std::string table = html_table({"x", "<y>"}, {{"1", "2 & 3"}});
+  EXPECT_NE(table.find("<th>&lt;y&gt;</th>"), std::string::npos);
+  EXPECT_NE(table.find("<td>2 &amp; 3</td>"), std::string::npos);
+}
+
+TEST(Report, RefusesAMissingFigure) {
+  ReportSection section{"s", "S", "", {{"/nonexistent/figure.png", "caption"}}};
+  EXPECT_NE(error_of([&] { render_report("t", "", {section}); }).find("/nonexistent/figure.png"), std::string::npos);
+}
+
+TEST(Normalize, WorksheetStatistics) {
+  std::ostringstream log;
+  const NormalizeResult result = compute_normalize(NormalizeOptions{}, log);
+  ASSERT_EQ(result.cases.size(), 5u);
+  EXPECT_EQ(result.cases[0].summary.shape, (std::vector<std::int64_t>{30, 32, 32, 1}));
+  // Case 1: every pixel mapped into [0, 1], both ends reached.
+  EXPECT_DOUBLE_EQ(result.cases[1].summary.min, 0.0);
+  EXPECT_DOUBLE_EQ(result.cases[1].summary.max, 1.0);
+  // Cases 2, 3a, 3b: mean 0 and variance 1 per pixel, so overall.
+  for (const int c : {2, 3, 4}) {
+    EXPECT_NEAR(result.cases[c].summary.mean, 0.0, 1e-6) << result.cases[c].id;
+    EXPECT_NEAR(result.cases[c].summary.variance, 1.0, 1e-5) << result.cases[c].id;
+  }
+  EXPECT_EQ(result.cases[3].summary.shape, (std::vector<std::int64_t>{10, 32, 32, 1}));
+  // The functional (float kernels) and the formula (double) agree to float rounding.
+  EXPECT_LT(result.max_abs_difference_3a_3b, 1e-5);
+  EXPECT_GT(result.cases[0].summary.variance, 10.0);  // the raw images are not normalized
+  // The seed's printout.
+  EXPECT_NE(log.str().find("Data Shape: (30, 32, 32, 1)"), std::string::npos);
+  EXPECT_NE(log.str().find("============== Case 3 Implementation ==================="), std::string::npos);
+}
+
+TEST(Mlp, LayersAndSigmoidInputs) {
+  MlpSpec spec;
+  spec.batch_norm = true;
+  spec.init_stddev = 0.1;
+  Sequential model = make_mlp(spec, 3);
+  // Flatten, 3 x (Dense, BN, Activation), Dense(softmax).
+  ASSERT_EQ(model.size(), 11u);
+  EXPECT_EQ(hidden_activation_layers(model), (std::vector<std::size_t>{3, 6, 9}));
+  EXPECT_EQ(model.layer(8).type_name(), "BatchNormalization");
+  // Kernels from N(0, 0.1^2): the first Dense's 78,400 weights have that spread.
+  const Tensor& kernel = model.layer(1).parameters()[0]->value;
+  double sum2 = 0;
+  for (std::int64_t i = 0; i < kernel.size(); ++i) sum2 += double{kernel[i]} * kernel[i];
+  EXPECT_NEAR(std::sqrt(sum2 / kernel.size()), 0.1, 0.002);
+  // Reading a hidden layer: the BN output of 4 images has 100 values each; in inference mode
+  // with fresh moving statistics (0, 1) it equals the Dense output / sqrt(1 + eps).
+  Tensor x({4, 28, 28});
+  for (std::int64_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37 % 255) / 255.0);
+  const Tensor dense = forward_through(model, 7, x).clone();
+  const Tensor& bn = forward_through(model, 8, x);
+  ASSERT_EQ(bn.shape(), (std::vector<std::int64_t>{4, 100}));
+  for (std::int64_t i = 0; i < bn.size(); ++i) EXPECT_NEAR(bn[i], dense[i] / std::sqrt(1.001f), 1e-5);
+  EXPECT_THROW(forward_through(model, 11, x), std::invalid_argument);
+  spec.activation = "tanh";
+  EXPECT_NE(error_of([&] { make_mlp(spec, 1); }).find("'tanh'"), std::string::npos);
+}
+
+TEST(StepTrainer, TrainsDropsTheRemainderAndChecksTheBatch) {
+  data::Dataset set;
+  set.images = Tensor({50, 28, 28});
+  for (std::int64_t n = 0; n < 50; ++n) {
+    const int label = static_cast<int>(n % 2);
+    set.labels.push_back(label);
+    // Class 1 is bright in the top half, class 0 in the bottom half.
+    for (std::int64_t p = 0; p < 784; ++p) set.images[n * 784 + p] = ((p < 392) == (label == 1)) ? 0.9f : 0.1f;
+  }
+  MlpSpec spec;
+  spec.hidden_units = {8};
+  spec.activation = "relu";
+  spec.batch_norm = true;
+  spec.kernel_initializer = "he_normal";
+  Sequential model = make_mlp(spec, 1);
+  model.compile(std::make_unique<SGD>(0.1));
+  EXPECT_NE(error_of([&] { StepTrainer(model, set, 51, 1); }).find("larger than the 50 training examples"),
+            std::string::npos);
+  StepTrainer trainer(model, set, 16, 1);
+  EXPECT_EQ(trainer.steps_per_epoch(), 3);  // 50 / 16, the remainder of 2 dropped
+  for (int i = 0; i < 30; ++i) trainer.step();
+  EXPECT_EQ(trainer.steps_taken(), 30);
+  EXPECT_EQ(trainer.epochs_completed(), 10);
+  EXPECT_FALSE(trainer.diverged());
+  EXPECT_EQ(accuracy_of(model, set), 1.0);
+}
+
+TEST(ExperimentRequest, RefusesBadInputWithClearMessages) {
+  auto refused = [](auto change) {
+    ExperimentRequest r;
+    r.name = "covariate-shift";
+    change(r);
+    return error_of([&] { check_experiment_request(r); });
+  };
+  EXPECT_EQ(refused([](ExperimentRequest& r) { r.name = "covariate"; }),
+            "unknown experiment 'covariate' (valid: covariate-shift, learning-rate, batch-size, normalize, all)");
+  EXPECT_EQ(refused([](ExperimentRequest& r) { r.steps = 0; }), "--steps is 0, must be >= 1");
+  EXPECT_EQ(refused([](ExperimentRequest& r) { r.steps = -5; }), "--steps is -5, must be >= 1");
+  EXPECT_EQ(refused([](ExperimentRequest& r) { r.eval_every = 0; }), "--eval-every is 0, must be >= 1");
+  EXPECT_EQ(refused([](ExperimentRequest& r) { r.epochs = 3; }),
+            "--epochs does not apply to covariate-shift (it trains for --steps)");
+  EXPECT_EQ(refused([](ExperimentRequest& r) {
+              r.name = "normalize";
+              r.steps = 10;
+            }),
+            "--steps does not apply to normalize (it trains nothing)");
+  EXPECT_EQ(refused([](ExperimentRequest& r) {
+              r.name = "normalize";
+              r.train_limit = 10;
+            }),
+            "the Fashion-MNIST options do not apply to normalize (it uses random images)");
+  EXPECT_EQ(refused([](ExperimentRequest& r) {
+              r.name = "batch-size";
+              r.epochs = 0;
+            }),
+            "--epochs is 0, must be >= 1");
+  EXPECT_NE(refused([](ExperimentRequest& r) { r.validation = 0; }).find("needs a validation split"),
+            std::string::npos);
+  EXPECT_NE(refused([](ExperimentRequest& r) { r.data_dir = "/nonexistent/data"; }).find("/nonexistent/data"),
+            std::string::npos);
+  EXPECT_EQ(refused([](ExperimentRequest& r) { r.steps = 10; }), "(no exception)");
+  EXPECT_EQ(default_experiment_dir("learning-rate"), "out/experiments/learning-rate");
+  EXPECT_EQ(default_experiment_dir("all"), "out/experiments");
+}
+
+}  // namespace
+}  // namespace bnlab::experiments
