@@ -26,6 +26,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bnlab/layers/layer.hpp"
@@ -158,6 +159,12 @@ public:
   // Layers are rebuilt by bnlab::make_layer, or by the given factory.
   static Sequential load(const std::string& path);
   static Sequential load(const std::string& path, const LayerFactory& factory);
+  // The bytes save() writes, for a file that carries a model inside (a training checkpoint).
+  std::string to_bytes() const;
+  // load() from bytes already in memory (what load(path) does after reading the file); name
+  // stands for the file in the messages ("load '<name>': ..."). Also the fuzz target's entry.
+  static Sequential load_from_buffer(std::string_view bytes, const std::string& name);
+  static Sequential load_from_buffer(std::string_view bytes, const std::string& name, const LayerFactory& factory);
 
 private:
   struct TrainBuffers;

@@ -273,12 +273,17 @@ IdxArray read_idx_file(const std::filesystem::path& path) {
   if (!bytes.empty() && !in.read(reinterpret_cast<char*>(bytes.data()), length))
     throw FileError(name, fmt::format("read error after {} of {} bytes", in.gcount(), length));
 
-  if (starts_with_gzip_magic(bytes.data(), bytes.size())) {
-    const std::vector<std::uint8_t> plain = gunzip_idx(bytes.data(), bytes.size(), name);
-    bytes = {};
+  return parse_idx_file_contents(bytes.data(), bytes.size(), name);
+}
+
+IdxArray parse_idx_file_contents(const std::uint8_t* data, std::size_t size, const std::string& name) {
+  if (data == nullptr && size != 0)
+    throw std::invalid_argument("parse_idx_file_contents: data is null but size is not 0");
+  if (starts_with_gzip_magic(data, size)) {
+    const std::vector<std::uint8_t> plain = gunzip_idx(data, size, name);
     return parse_idx_buffer(plain.data(), plain.size(), name);
   }
-  return parse_idx_buffer(bytes.data(), bytes.size(), name);
+  return parse_idx_buffer(data, size, name);
 }
 
 Tensor to_tensor(const IdxArray& array, double divisor) {

@@ -101,29 +101,56 @@ std::unique_ptr<Optimizer> make_named_optimizer(const TrainingOptions& options) 
   return std::make_unique<SGD>(options.learning_rate, options.momentum);
 }
 
+namespace {
+
+void append_history(History& to, const History& from) {
+  auto append = [](std::vector<double>& a, const std::vector<double>& b) { a.insert(a.end(), b.begin(), b.end()); };
+  append(to.loss, from.loss);
+  append(to.accuracy, from.accuracy);
+  append(to.val_loss, from.val_loss);
+  append(to.val_accuracy, from.val_accuracy);
+  append(to.seconds, from.seconds);
+}
+
+}  // namespace
+
 TrainResult train_and_evaluate(Sequential& model, const SeedData& data, const TrainingOptions& options,
-                               std::ostream& out) {
+                               std::ostream& out, const TrainingContinuation& continuation) {
   check_training_options(options);
   if (data.train.size() == 0) throw std::invalid_argument("train_and_evaluate: the training set is empty");
   if (data.test.size() == 0) throw std::invalid_argument("train_and_evaluate: the test set is empty");
-  model.compile(make_named_optimizer(options));
+  if (continuation.initial_epoch < 0 || continuation.initial_epoch > options.epochs ||
+      continuation.history.epochs() != static_cast<std::size_t>(continuation.initial_epoch))
+    throw std::invalid_argument(fmt::format(
+        "train_and_evaluate: initial epoch {} with a history of {} epochs, for a run of {} epochs",
+        continuation.initial_epoch, continuation.history.epochs(), options.epochs));
+  if (!model.compiled()) model.compile(make_named_optimizer(options));
 
   FitOptions fit;
   fit.epochs = options.epochs;
   fit.batch_size = options.batch_size;
   fit.seed = options.seed;
+  fit.initial_epoch = continuation.initial_epoch;
+  if (continuation.after_epoch)
+    fit.on_epoch_end = [&](int epoch, const History& history) {
+      History all = continuation.history;
+      append_history(all, history);
+      continuation.after_epoch(epoch, all);
+      return true;
+    };
   if (data.validation.size() > 0) {
     fit.validation_x = data.validation.images;
     fit.validation_y = data.validation.labels;
   }
 
   TrainResult result;
+  result.history = continuation.history;
   try {
-    result.history = model.fit(data.train.images, data.train.labels, fit, out);
+    append_history(result.history, model.fit(data.train.images, data.train.labels, fit, out));
   } catch (const NonFiniteLossError& e) {
     // A diverging run is a result worth reporting (e.g. too high a learning rate without BN),
     // not a reason to lose the epochs that did complete.
-    result.history = e.history();
+    append_history(result.history, e.history());
     result.stopped =
         fmt::format("stopped in epoch {} at step {}: the loss became {}", e.epoch() + 1, e.step() + 1, e.loss());
     out << "Training " << result.stopped << "\n";

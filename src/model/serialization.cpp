@@ -132,7 +132,7 @@ void write_atomically(const std::string& path, const std::string& bytes) {
 
 class Reader {
 public:
-  Reader(const std::string& path, const std::string& bytes, std::size_t begin, std::size_t end)
+  Reader(const std::string& path, std::string_view bytes, std::size_t begin, std::size_t end)
       : path_(path), bytes_(bytes), pos_(begin), end_(end) {}
 
   [[noreturn]] void fail(const std::string& problem) const {
@@ -162,7 +162,7 @@ public:
   std::string string(const char* what) {
     const std::uint32_t n = u32(what);
     need(n, what);
-    std::string s = bytes_.substr(pos_, n);
+    std::string s(bytes_.substr(pos_, n));
     pos_ += n;
     return s;
   }
@@ -209,7 +209,7 @@ public:
 
 private:
   const std::string& path_;
-  const std::string& bytes_;
+  std::string_view bytes_;
   std::size_t pos_;
   std::size_t end_;
 };
@@ -230,7 +230,7 @@ std::string printable(std::string_view s) {
 
 }  // namespace
 
-void Sequential::save(const std::string& path) const {
+std::string Sequential::to_bytes() const {
   check_built("save");
   Writer w;
   w.bytes().append(magic, sizeof magic);
@@ -280,14 +280,25 @@ void Sequential::save(const std::string& path) const {
   for (int i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>(payload >> (8 * i));
   const std::uint32_t crc = crc32_of(bytes.data(), bytes.size());
   w.u32(crc);
-  write_atomically(path, bytes);
+  return std::move(bytes);
 }
+
+void Sequential::save(const std::string& path) const { write_atomically(path, to_bytes()); }
 
 Sequential Sequential::load(const std::string& path) { return load(path, make_layer); }
 
 Sequential Sequential::load(const std::string& path, const LayerFactory& factory) {
   if (!factory) throw std::invalid_argument(fmt::format("load '{}': no layer factory given", path));
-  const std::string bytes = read_file(path);
+  return load_from_buffer(read_file(path), path, factory);
+}
+
+Sequential Sequential::load_from_buffer(std::string_view bytes, const std::string& path) {
+  return load_from_buffer(bytes, path, make_layer);
+}
+
+// `path` only names the source in messages: a file's path, or a label for bytes from elsewhere.
+Sequential Sequential::load_from_buffer(std::string_view bytes, const std::string& path, const LayerFactory& factory) {
+  if (!factory) throw std::invalid_argument(fmt::format("load '{}': no layer factory given", path));
   Reader header(path, bytes, 0, bytes.size());
   if (bytes.size() < sizeof magic)
     header.fail(fmt::format("truncated at byte {}: too short for the magic \"BNLB\"", bytes.size()));

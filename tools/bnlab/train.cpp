@@ -1,12 +1,15 @@
 // bnlab train: one seed 003 model on Fashion-MNIST with Keras-style logs, then the test set;
-// optionally saved (atomically) for `bnlab evaluate`.
+// optionally saved (atomically) for `bnlab evaluate`, optionally checkpointed after every epoch
+// and resumed from the last checkpoint (--checkpoint-dir, --resume).
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 #include <stdexcept>
 #include <string>
 
+#include "bnlab/experiments/checkpoint.hpp"
 #include "bnlab/experiments/output_files.hpp"
 #include "bnlab/experiments/training.hpp"
 #include "bnlab/models.hpp"
@@ -22,6 +25,8 @@ struct TrainArguments {
   experiments::TrainingOptions training;
   experiments::DataOptions data;
   std::string save_path;
+  std::string checkpoint_dir;
+  bool resume = false;
 };
 
 void run_train(const TrainArguments& args) {
@@ -29,9 +34,46 @@ void run_train(const TrainArguments& args) {
   experiments::check_training_options(args.training);
   experiments::check_data_options(args.data);
   if (!args.save_path.empty()) experiments::check_file_destination(args.save_path, "--save path");
+  if (args.resume && args.checkpoint_dir.empty()) throw std::invalid_argument("--resume needs --checkpoint-dir");
 
+  const experiments::CheckpointSettings settings{args.model, args.training, args.data.validation,
+                                                 args.data.train_limit};
   Sequential model = make_seed_model(args.model, args.training.seed);
+  experiments::TrainingContinuation continuation;
+  if (!args.checkpoint_dir.empty()) {
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(experiments::checkpoint_path(args.checkpoint_dir), ec);
+    if (exists && !args.resume)
+      throw std::invalid_argument(fmt::format(
+          "--checkpoint-dir '{}' already holds a checkpoint ({}); pass --resume to continue it, or choose another "
+          "directory",
+          args.checkpoint_dir, experiments::checkpoint_path(args.checkpoint_dir).string()));
+    if (exists) {
+      experiments::Checkpoint checkpoint = experiments::load_checkpoint(args.checkpoint_dir);
+      experiments::check_resume_settings(checkpoint, settings, args.checkpoint_dir);
+      model = std::move(checkpoint.model);
+      continuation.initial_epoch = checkpoint.completed_epochs;
+      continuation.history = std::move(checkpoint.history);
+    }
+  }
   const experiments::SeedData data = experiments::load_seed_data(args.data);
+  if (!args.checkpoint_dir.empty()) {
+    // Created only now that every input has been checked and read.
+    experiments::prepare_output_directory(args.checkpoint_dir, "--checkpoint-dir");
+    // A run killed while writing a checkpoint leaves its temporary; the checkpoint itself is
+    // whole (the rename never happened), so the temporary is only litter.
+    if (const int stale = experiments::remove_stale_checkpoint_temporaries(args.checkpoint_dir))
+      std::cout << fmt::format("Removed {} unfinished checkpoint temporary file(s) from {}\n", stale,
+                               args.checkpoint_dir);
+    continuation.after_epoch = [&](int epoch, const History& history) {
+      experiments::save_checkpoint(args.checkpoint_dir, settings, epoch + 1, history, model);
+    };
+    if (args.resume)
+      std::cout << (continuation.initial_epoch > 0
+                        ? fmt::format("Resuming from the checkpoint in {} after epoch {}\n", args.checkpoint_dir,
+                                      continuation.initial_epoch)
+                        : fmt::format("No checkpoint in {} yet; starting from epoch 1\n", args.checkpoint_dir));
+  }
   const auto& t = args.training;
   std::cout << fmt::format(
       "Training '{}' with {} (learning rate {}{}), batch size {}, {} epochs, seed {}\n", args.model, t.optimizer,
@@ -41,11 +83,17 @@ void run_train(const TrainArguments& args) {
   std::cout << system_description() << "\n";
   model.summary(std::cout);
 
-  const experiments::TrainResult result = experiments::train_and_evaluate(model, data, args.training, std::cout);
+  const experiments::TrainResult result =
+      experiments::train_and_evaluate(model, data, args.training, std::cout, continuation);
   std::cout << "Test: " << experiments::format_evaluation(result.test) << "\n" << std::flush;
-  if (!result.stopped.empty())
-    throw std::runtime_error(
-        fmt::format("training {}{}", result.stopped, args.save_path.empty() ? "" : "; the model was not saved"));
+  if (!result.stopped.empty()) {
+    const int completed = static_cast<int>(result.history.epochs());
+    throw std::runtime_error(fmt::format(
+        "training {}{}{}", result.stopped, args.save_path.empty() ? "" : "; the model was not saved",
+        args.checkpoint_dir.empty() || completed == 0
+            ? ""
+            : fmt::format("; the checkpoint in {} (after epoch {}) is unchanged", args.checkpoint_dir, completed)));
+  }
   if (!args.save_path.empty()) {
     model.save(args.save_path);
     std::cout << "Saved the model to " << args.save_path << "\n";
@@ -68,6 +116,12 @@ const RegisterCommand registration{
            ->check(in_unit_interval())
            ->capture_default_str();
        app.add_option("--save", args.save_path, "save the trained model here (written atomically)");
+       app.add_option("--checkpoint-dir", args.checkpoint_dir,
+                      "write a checkpoint (model, optimizer state, history, epoch) into this directory after every "
+                      "epoch, atomically");
+       app.add_flag("--resume", args.resume,
+                    "continue from the checkpoint in --checkpoint-dir (same settings; --epochs may grow); starts "
+                    "from epoch 1 when there is none yet");
        add_data_options(app, args.data, true);
        app.callback([] { run_train(args); });
      }}};

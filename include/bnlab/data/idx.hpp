@@ -87,7 +87,12 @@ struct IdxArray {
 // file reader goes through, and the entry point for a fuzz target.
 IdxArray parse_idx_buffer(const std::uint8_t* data, std::size_t size, const std::string& name);
 
-// Reads an IDX file, plain or gzip-compressed.
+// The whole contents of an IDX file held in memory, plain or gzip-compressed (told apart by the
+// gzip magic, as read_idx_file does); name is used only in error messages. The entry point of
+// the IDX fuzz target, covering the gzip path that parse_idx_buffer does not.
+IdxArray parse_idx_file_contents(const std::uint8_t* data, std::size_t size, const std::string& name);
+
+// Reads an IDX file, plain or gzip-compressed: the file's bytes through parse_idx_file_contents.
 IdxArray read_idx_file(const std::filesystem::path& path);
 
 // Converts to a float tensor of the same shape (Layout::Plain): each element is divided by

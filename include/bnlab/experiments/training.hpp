@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -72,11 +73,21 @@ struct TrainResult {
 // The batch size of every test-set evaluation (Keras's evaluate() default).
 inline constexpr std::int64_t evaluation_batch_size = 32;
 
-// Compiles model with the named optimizer and trains it on data.train (validating on
-// data.validation when not empty), Keras-style logs going to out, then evaluates the test set.
-// REQUIRES: model is built and not compiled; options pass check_training_options.
+// Where a run starts and what it does after each epoch. A run resumed from a checkpoint starts
+// at the checkpoint's epoch count with its history (and its model already compiled).
+struct TrainingContinuation {
+  int initial_epoch = 0;
+  History history;  // the epochs before initial_epoch; the result's history starts with them
+  // Called after every completed epoch (zero-based) with the whole history so far.
+  std::function<void(int epoch, const History& history)> after_epoch;
+};
+
+// Compiles model with the named optimizer (unless it is already compiled, as a resumed model
+// is) and trains it on data.train (validating on data.validation when not empty), Keras-style
+// logs going to out, then evaluates the test set.
+// REQUIRES: model is built; options pass check_training_options.
 TrainResult train_and_evaluate(Sequential& model, const SeedData& data, const TrainingOptions& options,
-                               std::ostream& out);
+                               std::ostream& out, const TrainingContinuation& continuation = {});
 
 // Keras's evaluate line: "loss: 0.4817 - accuracy: 0.8321" (four decimals).
 std::string format_evaluation(const EvaluateResult& result);

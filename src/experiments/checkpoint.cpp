@@ -1,0 +1,262 @@
+// Training checkpoints ("BNCK", version 1; layout in docs/formats.md). The model travels as an
+// embedded model file, so its format and checks stay in one place (src/model/serialization.cpp).
+#include "bnlab/experiments/checkpoint.hpp"
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "bnlab/experiments/output_files.hpp"
+
+namespace bnlab::experiments {
+namespace {
+
+constexpr char magic[4] = {'B', 'N', 'C', 'K'};
+constexpr std::uint32_t format_version = 1;
+constexpr std::size_t header_size = 16;  // magic, version u32, payload size u64
+constexpr std::size_t trailer_size = 4;  // CRC-32 of header and payload
+
+std::uint32_t crc32_of(const char* data, std::size_t size) {
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  while (size > 0) {  // zlib's length is a uInt
+    const uInt piece = static_cast<uInt>(std::min<std::size_t>(size, 1u << 30));
+    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(data), piece);
+    data += piece;
+    size -= piece;
+  }
+  return static_cast<std::uint32_t>(crc);
+}
+
+class Writer {
+ public:
+  void u32(std::uint32_t v) { put(v, 4); }
+  void u64(std::uint64_t v) { put(v, 8); }
+  void i64(std::int64_t v) { u64(static_cast<std::uint64_t>(v)); }
+  void f64(double v) { u64(std::bit_cast<std::uint64_t>(v)); }
+  void bytes(std::string_view s) {
+    u64(s.size());
+    out_.append(s);
+  }
+  void doubles(const std::vector<double>& values) {
+    u32(static_cast<std::uint32_t>(values.size()));
+    for (double v : values) f64(v);
+  }
+  std::string& out() { return out_; }
+
+ private:
+  void put(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  std::string out_;
+};
+
+class Reader {
+ public:
+  Reader(const std::string& name, std::string_view bytes) : name_(name), bytes_(bytes) {}
+  [[noreturn]] void fail(const std::string& problem) const {
+    throw std::runtime_error(fmt::format("checkpoint '{}': {}", name_, problem));
+  }
+  void need(std::uint64_t n, const char* what) const {
+    if (n > bytes_.size() - pos_)
+      fail(fmt::format("truncated at byte {} while reading {} ({} bytes needed, {} left)", bytes_.size(), what, n,
+                       bytes_.size() - pos_));
+  }
+  std::uint64_t get(int n, const char* what) {
+    need(static_cast<std::uint64_t>(n), what);
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= std::uint64_t{static_cast<std::uint8_t>(bytes_[pos_++])} << (8 * i);
+    return v;
+  }
+  std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(get(4, what)); }
+  std::int64_t i64(const char* what) { return static_cast<std::int64_t>(get(8, what)); }
+  double f64(const char* what) { return std::bit_cast<double>(get(8, what)); }
+  std::string_view bytes(const char* what) {
+    const std::uint64_t n = get(8, what);
+    need(n, what);
+    const std::string_view s = bytes_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::vector<double> doubles(const char* what) {
+    const std::uint32_t n = u32(what);
+    need(std::uint64_t{n} * 8, what);  // before allocating for a count nobody checked
+    std::vector<double> values(n);
+    for (double& v : values) v = f64(what);
+    return values;
+  }
+  std::size_t position() const { return pos_; }
+
+ private:
+  const std::string& name_;
+  std::string_view bytes_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::filesystem::path checkpoint_path(const std::filesystem::path& directory) {
+  return directory / checkpoint_file_name;
+}
+
+std::string checkpoint_to_bytes(const CheckpointSettings& settings, int completed_epochs, const History& history,
+                                const Sequential& model) {
+  if (!model.compiled()) throw std::invalid_argument("checkpoint: the model is not compiled");
+  if (completed_epochs < 0 || history.epochs() != static_cast<std::size_t>(completed_epochs))
+    throw std::invalid_argument(
+        fmt::format("checkpoint: {} completed epochs with a history of {}", completed_epochs, history.epochs()));
+  Writer w;
+  w.out().append(magic, sizeof magic);
+  w.u32(format_version);
+  w.u64(0);  // payload size, patched below
+  w.bytes(settings.model);
+  const TrainingOptions& t = settings.training;
+  w.i64(t.epochs);
+  w.f64(t.learning_rate);
+  w.i64(t.batch_size);
+  w.bytes(t.optimizer);
+  w.f64(t.momentum);
+  w.u64(t.seed);
+  w.i64(settings.validation);
+  w.i64(settings.train_limit);
+  w.i64(completed_epochs);
+  w.doubles(history.loss);
+  w.doubles(history.accuracy);
+  w.doubles(history.val_loss);
+  w.doubles(history.val_accuracy);
+  w.doubles(history.seconds);
+  w.bytes(model.to_bytes());
+  std::string& bytes = w.out();
+  const std::uint64_t payload = bytes.size() - header_size;
+  for (int i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>(payload >> (8 * i));
+  w.u32(crc32_of(bytes.data(), bytes.size()));
+  return std::move(w.out());
+}
+
+void save_checkpoint(const std::filesystem::path& directory, const CheckpointSettings& settings, int completed_epochs,
+                     const History& history, const Sequential& model) {
+  write_file_atomically(checkpoint_path(directory), checkpoint_to_bytes(settings, completed_epochs, history, model));
+}
+
+Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name) {
+  Reader r(name, bytes);
+  if (bytes.size() < header_size) r.fail(fmt::format("truncated at byte {} in the 16-byte header", bytes.size()));
+  if (std::memcmp(bytes.data(), magic, sizeof magic) != 0)
+    r.fail("bad magic, expected \"BNCK\" (not a bnlab checkpoint)");
+  r.get(4, "magic");
+  const std::uint32_t version = r.u32("version");
+  if (version != format_version)
+    r.fail(fmt::format("unsupported version {} (this build reads version {})", version, format_version));
+  const std::uint64_t payload = r.get(8, "payload size");
+  const std::uint64_t available = bytes.size() - header_size;
+  if (payload > available || available - payload != trailer_size)
+    r.fail(fmt::format("size {} bytes does not match the payload size {} the header announces", bytes.size(), payload));
+  const std::size_t payload_end = header_size + payload;
+  std::uint32_t stored_crc = 0;
+  for (int i = 0; i < 4; ++i) stored_crc |= std::uint32_t{static_cast<std::uint8_t>(bytes[payload_end + i])} << (8 * i);
+  if (stored_crc != crc32_of(bytes.data(), payload_end)) r.fail("checksum mismatch: the file is corrupt");
+
+  Reader p(name, bytes.substr(0, payload_end));
+  p.get(16, "header");
+  Checkpoint c;
+  c.settings.model = std::string(p.bytes("model name"));
+  TrainingOptions& t = c.settings.training;
+  const std::int64_t epochs = p.i64("epochs");
+  t.learning_rate = p.f64("learning rate");
+  t.batch_size = p.i64("batch size");
+  t.optimizer = std::string(p.bytes("optimizer"));
+  t.momentum = p.f64("momentum");
+  t.seed = static_cast<std::uint64_t>(p.i64("seed"));
+  c.settings.validation = p.i64("validation size");
+  c.settings.train_limit = p.i64("train limit");
+  const std::int64_t completed = p.i64("completed epochs");
+  if (epochs < 1 || epochs > std::numeric_limits<int>::max() || completed < 0 || completed > epochs)
+    p.fail(fmt::format("{} completed epochs of {} is not possible", completed, epochs));
+  t.epochs = static_cast<int>(epochs);
+  c.completed_epochs = static_cast<int>(completed);
+  c.history.loss = p.doubles("loss history");
+  c.history.accuracy = p.doubles("accuracy history");
+  c.history.val_loss = p.doubles("val_loss history");
+  c.history.val_accuracy = p.doubles("val_accuracy history");
+  c.history.seconds = p.doubles("seconds history");
+  const auto n = static_cast<std::size_t>(completed);
+  const bool validated = !c.history.val_loss.empty();
+  if (c.history.loss.size() != n || c.history.accuracy.size() != n || c.history.seconds.size() != n ||
+      c.history.val_loss.size() != (validated ? n : 0) || c.history.val_accuracy.size() != c.history.val_loss.size())
+    p.fail(fmt::format("the history does not have one entry per completed epoch ({})", completed));
+  const std::string_view model_bytes = p.bytes("model");
+  if (p.position() != payload_end)
+    p.fail(fmt::format("{} bytes of the payload are left over after the model", payload_end - p.position()));
+  try {
+    c.model = Sequential::load_from_buffer(model_bytes, name + " (embedded model)");
+  } catch (const std::exception& e) {
+    p.fail(e.what());
+  }
+  if (!c.model.compiled()) p.fail("the embedded model is not compiled (it has no optimizer state)");
+  return c;
+}
+
+Checkpoint load_checkpoint(const std::filesystem::path& directory) {
+  const std::string path = checkpoint_path(directory).string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("checkpoint '{}': cannot open: {}", path, std::strerror(errno)));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw std::runtime_error(fmt::format("checkpoint '{}': read error", path));
+  return checkpoint_from_bytes(bytes, path);
+}
+
+int remove_stale_checkpoint_temporaries(const std::filesystem::path& directory) {
+  const std::string prefix = std::string(checkpoint_file_name) + ".tmp.";
+  int removed = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && name.size() == prefix.size() + 6 && it->is_regular_file(ec)) {
+      std::error_code remove_error;
+      if (std::filesystem::remove(it->path(), remove_error)) ++removed;
+    }
+  }
+  return removed;
+}
+
+void check_resume_settings(const Checkpoint& checkpoint, const CheckpointSettings& wanted,
+                           const std::filesystem::path& directory) {
+  const CheckpointSettings& saved = checkpoint.settings;
+  auto refuse = [&](const char* flag, const std::string& was, const std::string& now) {
+    throw std::invalid_argument(fmt::format(
+        "--resume: the checkpoint in '{}' was trained with {} {}, this run asks for {} {}; resume with the same "
+        "settings, or start a new run in another --checkpoint-dir",
+        directory.string(), flag, was, flag, now));
+  };
+  const TrainingOptions& a = saved.training;
+  const TrainingOptions& b = wanted.training;
+  if (saved.model != wanted.model) refuse("--model", saved.model, wanted.model);
+  if (a.optimizer != b.optimizer) refuse("--optimizer", a.optimizer, b.optimizer);
+  // Bit comparison: the same flag text gives the same double, and only the same double gives
+  // the same updates.
+  if (std::bit_cast<std::uint64_t>(a.learning_rate) != std::bit_cast<std::uint64_t>(b.learning_rate))
+    refuse("--lr", fmt::format("{}", a.learning_rate), fmt::format("{}", b.learning_rate));
+  if (std::bit_cast<std::uint64_t>(a.momentum) != std::bit_cast<std::uint64_t>(b.momentum))
+    refuse("--momentum", fmt::format("{}", a.momentum), fmt::format("{}", b.momentum));
+  if (a.batch_size != b.batch_size) refuse("--batch-size", std::to_string(a.batch_size), std::to_string(b.batch_size));
+  if (a.seed != b.seed) refuse("--seed", std::to_string(a.seed), std::to_string(b.seed));
+  if (saved.validation != wanted.validation)
+    refuse("--validation", std::to_string(saved.validation), std::to_string(wanted.validation));
+  if (saved.train_limit != wanted.train_limit)
+    refuse("--train-limit", std::to_string(saved.train_limit), std::to_string(wanted.train_limit));
+  if (b.epochs < checkpoint.completed_epochs)
+    throw std::invalid_argument(
+        fmt::format("--resume: the checkpoint in '{}' has already completed {} epochs, more "
+                    "than --epochs {}",
+                    directory.string(), checkpoint.completed_epochs, b.epochs));
+}
+
+}  // namespace bnlab::experiments

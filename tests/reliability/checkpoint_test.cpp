@@ -1,0 +1,317 @@
+// `bnlab train --checkpoint-dir D [--resume]` end to end: training killed with SIGKILL at seeded
+// random moments and resumed ends with the same weights, optimizer state and history, bit for
+// bit, as a run that was never interrupted; a diverging run stops at once, naming the epoch and
+// the step, and leaves the last good checkpoint as it was; the checkpoint file refuses
+// corruption with the file's name.
+
+#include "bnlab/experiments/checkpoint.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bnlab/layers/layers.hpp"
+#include "reliability/reliability_support.hpp"
+
+namespace bnlab::reliability {
+namespace {
+
+namespace fs = std::filesystem;
+using cli::testing::run_bnlab;
+using cli::testing::TempDir;
+using cli::testing::write_synthetic_part;
+
+constexpr int epochs = 6;
+
+class Checkpoints : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = scratch_.path() / "data";
+    fs::create_directories(data_);
+    // 1,300 training images (100 of them validation) make an epoch long enough to be hit by a
+    // kill, yet the whole run stays at a few seconds.
+    write_synthetic_part(data_, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 1300, 1);
+    write_synthetic_part(data_, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 100, 2);
+  }
+
+  std::vector<std::string> train_args(const std::string& checkpoint_dir, const std::string& save_path,
+                                      int run_epochs = epochs, const std::string& lr = "0.05",
+                                      const std::string& model = "bn", const fs::path& data = {}) const {
+    return {"train",
+            "--model",
+            model,
+            "--epochs",
+            std::to_string(run_epochs),
+            "--lr",
+            lr,
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.9",
+            "--seed",
+            "11",
+            "--data-dir",
+            (data.empty() ? data_ : data).string(),
+            "--validation",
+            "100",
+            "--checkpoint-dir",
+            checkpoint_dir,
+            "--save",
+            save_path};
+  }
+
+  RunResult run(const std::vector<std::string>& args) { return run_bnlab(args, scratch_.path()); }
+
+  TempDir scratch_;
+  fs::path data_;
+};
+
+void expect_same_history(const History& a, const History& b) {
+  // Exact equality of doubles: a resumed run must reproduce the same bits, not nearly them.
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.accuracy, b.accuracy);
+  EXPECT_EQ(a.val_loss, b.val_loss);
+  EXPECT_EQ(a.val_accuracy, b.val_accuracy);
+  EXPECT_EQ(a.seconds.size(), b.seconds.size());
+}
+
+TEST_F(Checkpoints, KilledAtRandomMomentsAndResumedEqualsAnUninterruptedRun) {
+  // The uninterrupted reference, with the time its epochs take.
+  const std::string reference_dir = scratch_ / "reference";
+  const std::string reference_model = scratch_ / "reference.bnlb";
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult reference = run(train_args(reference_dir, reference_model));
+  const double reference_seconds = seconds_since(start);
+  ASSERT_EQ(reference.status, 0) << reference.out << reference.err;
+  const experiments::Checkpoint final_reference = experiments::load_checkpoint(reference_dir);
+  ASSERT_EQ(final_reference.completed_epochs, epochs);
+  ASSERT_EQ(final_reference.history.epochs(), static_cast<std::size_t>(epochs));
+  const std::string reference_bytes = read_text(reference_model);
+  ASSERT_FALSE(reference_bytes.empty());
+  double epoch_seconds = 0;
+  for (double s : final_reference.history.seconds) epoch_seconds = std::max(epoch_seconds, s);
+
+  std::mt19937_64 rng(20240601);  // the kill moments are random, but the same in every run
+  int killed_mid_training = 0;
+  constexpr int trials = 4;
+  for (int trial = 0; trial < trials; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    const std::string dir = scratch_ / ("run" + std::to_string(trial));
+    const std::string model_path = scratch_ / ("run" + std::to_string(trial) + ".bnlb");
+    int completed_at_kill = -1;
+    {
+      Process process(train_args(dir, model_path), scratch_.path());
+      const auto launched = std::chrono::steady_clock::now();
+      if (trial == 0) {
+        // Anywhere in the first part of the run: start-up, data loading or the first epochs.
+        std::uniform_real_distribution<double> delay(0.0, 0.5 * reference_seconds);
+        std::this_thread::sleep_for(std::chrono::duration<double>(delay(rng)));
+      } else {
+        // After a random number of completed epochs, a random fraction into the next one: this
+        // lands mid-training whatever the machine's speed.
+        const int after = std::uniform_int_distribution<int>(1, epochs - 2)(rng);
+        const double fraction = std::uniform_real_distribution<double>(0.0, 0.9)(rng);
+        while (process.running() && seconds_since(launched) < 120) {
+          std::error_code ec;
+          if (fs::exists(experiments::checkpoint_path(dir), ec) &&
+              experiments::load_checkpoint(dir).completed_epochs >= after)
+            break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        std::this_thread::sleep_for(std::chrono::duration<double>(fraction * epoch_seconds));
+      }
+      const bool killed = process.kill();
+      std::error_code ec;
+      if (fs::exists(experiments::checkpoint_path(dir), ec))
+        completed_at_kill = experiments::load_checkpoint(dir).completed_epochs;
+      if (killed && completed_at_kill > 0 && completed_at_kill < epochs) ++killed_mid_training;
+    }
+    SCOPED_TRACE("checkpoint at the kill: " + std::to_string(completed_at_kill) + " epochs");
+
+    std::vector<std::string> resume = train_args(dir, model_path);
+    resume.push_back("--resume");
+    const RunResult resumed = run(resume);
+    ASSERT_EQ(resumed.status, 0) << resumed.out << resumed.err;
+    if (completed_at_kill > 0)
+      EXPECT_NE(resumed.out.find("Resuming from the checkpoint in " + dir + " after epoch " +
+                                 std::to_string(completed_at_kill)),
+                std::string::npos)
+          << resumed.out;
+    const experiments::Checkpoint final_resumed = experiments::load_checkpoint(dir);
+    EXPECT_EQ(final_resumed.completed_epochs, epochs);
+    expect_same_history(final_resumed.history, final_reference.history);
+    EXPECT_TRUE(read_text(model_path) == reference_bytes) << "the resumed model file differs from the reference";
+    EXPECT_TRUE(final_resumed.model.to_bytes() == final_reference.model.to_bytes());
+    EXPECT_TRUE(temporaries(dir).empty());
+  }
+  // The point of the test: at least one kill interrupted a run that had checkpoints to resume.
+  EXPECT_GE(killed_mid_training, 1);
+}
+
+TEST_F(Checkpoints, ResumingWithoutACheckpointStartsFromTheFirstEpoch) {
+  const std::string dir = scratch_ / "fresh";
+  std::vector<std::string> args = train_args(dir, scratch_ / "fresh.bnlb", 1);
+  args.push_back("--resume");
+  const RunResult result = run(args);
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_NE(result.out.find("No checkpoint in " + dir + " yet; starting from epoch 1"), std::string::npos);
+  EXPECT_EQ(experiments::load_checkpoint(dir).completed_epochs, 1);
+}
+
+TEST_F(Checkpoints, ADivergingRunStopsAtOnceAndKeepsTheLastGoodCheckpoint) {
+  // The first learning rate (of a rising series) at which the baseline model (no BatchNorm)
+  // diverges after at least one completed epoch: the run must stop within the epoch that
+  // diverged, and the checkpoint of the epoch before must survive as it was. Noise data keeps
+  // the gradients large, so divergence comes after a few epochs rather than at once.
+  const fs::path noise = scratch_.path() / "noise";
+  write_noise_fashion_mnist(noise, 1300);
+  const std::regex stopped(R"(training stopped in epoch (\d+) at step (\d+): the loss became (-?nan|-?inf))");
+  bool saw_divergence = false;
+  for (const std::string lr : {"0.05", "0.06", "0.07", "0.08", "0.09", "0.1", "0.15", "0.2", "0.3"}) {
+    SCOPED_TRACE("--lr " + lr);
+    const std::string dir = scratch_ / ("diverge-" + lr);
+    const std::string model_path = scratch_ / ("diverge-" + lr + ".bnlb");
+    const RunResult result = run(train_args(dir, model_path, epochs, lr, "baseline", noise));
+    if (result.status == 0) continue;  // did not diverge within the run
+    saw_divergence = true;
+    EXPECT_EQ(result.status, 2);
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(result.err, match, stopped)) << result.err;
+    EXPECT_EQ(result.err.rfind("bnlab: error: ", 0), 0u) << result.err;
+    EXPECT_FALSE(fs::exists(model_path)) << "a diverged model must not be saved";
+    EXPECT_TRUE(temporaries(dir).empty());
+    const int stopped_epoch = std::stoi(match[1].str());
+    // Stopped at once: no epoch after the diverging one was started.
+    EXPECT_EQ(result.out.find("Epoch " + std::to_string(stopped_epoch + 1) + "/"), std::string::npos) << result.out;
+    if (stopped_epoch == 1) {
+      EXPECT_FALSE(fs::exists(experiments::checkpoint_path(dir))) << "no epoch completed, so no checkpoint";
+      continue;
+    }
+    EXPECT_NE(result.err.find("the checkpoint in " + dir + " (after epoch " + std::to_string(stopped_epoch - 1) +
+                              ") is unchanged"),
+              std::string::npos)
+        << result.err;
+    // The checkpoint is the one of a run that stopped cleanly after the last good epoch.
+    const experiments::Checkpoint kept = experiments::load_checkpoint(dir);
+    ASSERT_EQ(kept.completed_epochs, stopped_epoch - 1);
+    const std::string clean_dir = scratch_ / ("clean-" + lr);
+    const RunResult clean =
+        run(train_args(clean_dir, scratch_ / ("clean-" + lr + ".bnlb"), stopped_epoch - 1, lr, "baseline", noise));
+    ASSERT_EQ(clean.status, 0) << clean.err;
+    const experiments::Checkpoint expected = experiments::load_checkpoint(clean_dir);
+    expect_same_history(kept.history, expected.history);
+    EXPECT_TRUE(kept.model.to_bytes() == expected.model.to_bytes());
+    return;
+  }
+  FAIL() << (saw_divergence ? "every diverging learning rate diverged in the first epoch"
+                            : "no learning rate made the baseline diverge");
+}
+
+TEST_F(Checkpoints, RefusesToOverwriteOrResumeWithOtherSettings) {
+  const std::string dir = scratch_ / "ckpt";
+  const RunResult first = run(train_args(dir, scratch_ / "m.bnlb", 1));
+  ASSERT_EQ(first.status, 0) << first.err;
+  const std::string bytes = read_text(experiments::checkpoint_path(dir));
+
+  const RunResult again = run(train_args(dir, scratch_ / "m.bnlb", 2));
+  EXPECT_EQ(again.status, 2);
+  EXPECT_NE(again.err.find("--checkpoint-dir '" + dir + "' already holds a checkpoint"), std::string::npos)
+      << again.err;
+
+  std::vector<std::string> other_lr = train_args(dir, scratch_ / "m.bnlb", 2, "0.1");
+  other_lr.push_back("--resume");
+  const RunResult lr = run(other_lr);
+  EXPECT_EQ(lr.status, 2);
+  EXPECT_NE(lr.err.find("was trained with --lr 0.05, this run asks for --lr 0.1"), std::string::npos) << lr.err;
+
+  std::vector<std::string> other_model = train_args(dir, scratch_ / "m.bnlb", 2, "0.05", "baseline");
+  other_model.push_back("--resume");
+  const RunResult model = run(other_model);
+  EXPECT_EQ(model.status, 2);
+  EXPECT_NE(model.err.find("was trained with --model bn, this run asks for --model baseline"), std::string::npos)
+      << model.err;
+
+  // Nothing the refused runs did touched the checkpoint.
+  EXPECT_TRUE(read_text(experiments::checkpoint_path(dir)) == bytes);
+}
+
+TEST_F(Checkpoints, ACorruptCheckpointIsRefusedWithItsName) {
+  const std::string dir = scratch_ / "ckpt";
+  ASSERT_EQ(run(train_args(dir, scratch_ / "m.bnlb", 1)).status, 0);
+  const fs::path path = experiments::checkpoint_path(dir);
+  std::string bytes = read_text(path);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  std::vector<std::string> resume = train_args(dir, scratch_ / "m.bnlb", 2);
+  resume.push_back("--resume");
+  const RunResult result = run(resume);
+  EXPECT_EQ(result.status, 2);
+  EXPECT_NE(result.err.find("checkpoint '" + path.string() + "': checksum mismatch"), std::string::npos) << result.err;
+}
+
+// ---- the file format, in memory ------------------------------------------------------------
+
+class CheckpointBytes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_.add(std::make_unique<Dense>(3, "softmax"));
+    model_.build({4}, 1);
+    model_.compile(std::make_unique<Adam>(0.01));
+    history_.loss = {1.5, 1.25};
+    history_.accuracy = {0.5, 0.75};
+    history_.seconds = {0.1, 0.2};
+    settings_.model = "tiny";
+    settings_.training.epochs = 5;
+    settings_.validation = 0;
+    bytes_ = experiments::checkpoint_to_bytes(settings_, 2, history_, model_);
+  }
+  std::string error_of(const std::string& bytes) {
+    try {
+      experiments::checkpoint_from_bytes(bytes, "ck.bnck");
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  }
+  Sequential model_;
+  History history_;
+  experiments::CheckpointSettings settings_;
+  std::string bytes_;
+};
+
+TEST_F(CheckpointBytes, RoundTrip) {
+  const experiments::Checkpoint c = experiments::checkpoint_from_bytes(bytes_, "ck.bnck");
+  EXPECT_EQ(c.settings.model, "tiny");
+  EXPECT_EQ(c.settings.training.epochs, 5);
+  EXPECT_EQ(c.completed_epochs, 2);
+  EXPECT_EQ(c.history.loss, history_.loss);
+  EXPECT_EQ(c.history.accuracy, history_.accuracy);
+  EXPECT_TRUE(c.history.val_loss.empty());
+  EXPECT_TRUE(c.model.to_bytes() == model_.to_bytes());
+}
+
+TEST_F(CheckpointBytes, RefusesTruncationMagicChecksumAndSize) {
+  for (std::size_t size : {std::size_t{0}, std::size_t{10}, std::size_t{40}, bytes_.size() - 1}) {
+    const std::string message = error_of(bytes_.substr(0, size));
+    EXPECT_EQ(message.rfind("checkpoint 'ck.bnck': ", 0), 0u) << message;
+  }
+  EXPECT_NE(error_of("BNLB" + bytes_.substr(4)).find("bad magic"), std::string::npos);
+  std::string flipped = bytes_;
+  flipped[30] = static_cast<char>(flipped[30] ^ 4);
+  EXPECT_NE(error_of(flipped).find("checksum mismatch"), std::string::npos);
+  EXPECT_NE(error_of(bytes_ + "x").find("does not match"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bnlab::reliability
