@@ -185,6 +185,7 @@ ExperimentOutput write_batch_size(const BatchSizeResult& result) {
   }
   gap.series = {bn_gap, plain_gap};
   for (auto* panel : {&bn_epochs, &plain_epochs}) {
+    panel->extra = "set xtics 1\n";  // whole epochs
     panel->has_yrange = true;
     panel->ymin = lo - 0.01;
     panel->ymax = hi + 0.01;

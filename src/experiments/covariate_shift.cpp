@@ -197,6 +197,8 @@ ExperimentOutput write_covariate_shift(const CovariateShiftResult& result) {
   // (c) share the y range so the spreads compare at a glance.
   LinePanel accuracy = line_panel("(a) test accuracy", "training steps", "test accuracy");
   accuracy.key = "bottom right";
+  // Engineering notation ("10k") keeps step counts up to 50,000 from running into each other.
+  accuracy.extra = "set format x \"%.0s%c\"\n";
   double lo = 0, hi = 0;
   bool first = true;
   std::vector<LinePanel> panels{accuracy};
@@ -224,6 +226,7 @@ ExperimentOutput write_covariate_shift(const CovariateShiftResult& result) {
     LinePanel pct = line_panel(fmt::format("({}) sigmoid input, {}", n == 0 ? 'b' : 'c', run.network),
                                "training steps", fmt::format("input to sigmoid {} of hidden layer 3", o.unit));
     pct.series = {p85, p50, p15};
+    pct.extra = accuracy.extra;
     pct.key = "top right";
     panels.push_back(pct);
   }

@@ -220,8 +220,9 @@ ExperimentOutput write_learning_rate(const LearningRateResult& result) {
     panel->has_yrange = true;
     panel->ymin = std::max(0.0, std::floor(std::min(lowest, target - 0.1) * 20) / 20);
     panel->ymax = 1.0;
+    panel->extra = "set format x \"%.0s%c\"\n";  // "10k": step counts that do not collide
     if (std::isfinite(target))
-      panel->extra = fmt::format(
+      panel->extra += fmt::format(
           "set arrow from graph 0, first {0} to graph 1, first {0} nohead lc rgb \"#888888\" dt 3\n"
           "set label \"target {1:.4f}\" at graph 0.02, first {0} offset 0,0.6 tc rgb \"#666666\"\n",
           target, target);
