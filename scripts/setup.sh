@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas-openmp-dev libcli11-dev libfmt-dev zlib1g-dev
+  libdnnl-dev libopenblas-openmp-dev libcli11-dev libfmt-dev zlib1g-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-torch
   gnuplot-nox fonts-liberation chromium

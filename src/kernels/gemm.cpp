@@ -1,6 +1,6 @@
 #include "bnlab/kernels/gemm.hpp"
 
-#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <limits>
@@ -14,11 +14,12 @@ namespace bnlab::kernels {
 
 namespace {
 
-blasint to_blas(std::int64_t value, const char* name) {
-  if (value < 0 || value > std::numeric_limits<blasint>::max())
+// oneDNN's sgemm takes dnnl_dim_t (int64) sizes, but its kernels index with int: stay in int range.
+dnnl_dim_t to_blas(std::int64_t value, const char* name) {
+  if (value < 0 || value > std::numeric_limits<int>::max())
     throw std::invalid_argument(
-        fmt::format("gemm: {} is {}, expected 0..{}", name, value, std::numeric_limits<blasint>::max()));
-  return static_cast<blasint>(value);
+        fmt::format("gemm: {} is {}, expected 0..{}", name, value, std::numeric_limits<int>::max()));
+  return static_cast<dnnl_dim_t>(value);
 }
 
 void check_leading(std::int64_t ld, std::int64_t row, const char* name) {
@@ -56,7 +57,7 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
   const profile::Scope timed(profile::Section::gemm);
   to_blas(M, "M");
   to_blas(N, "N");
-  const blasint k = to_blas(K, "K");
+  const dnnl_dim_t k = to_blas(K, "K");
   check_leading(lda, transpose_a ? M : K, "lda");
   check_leading(ldb, transpose_b ? K : N, "ldb");
   check_leading(ldc, N, "ldc");
@@ -67,28 +68,35 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
       for (std::int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  // OpenBLAS's own threading and its small-matrix paths make C's bits depend on the thread
-  // count (measured with 0.3.21: 1 and 2 threads differ for most shapes). So C is cut into
-  // tiles fixed by the shape alone and each tile is one single-threaded sgemm (OpenBLAS runs
-  // single-threaded inside an OpenMP region): every thread count computes every tile alike.
+  // The GEMM is oneDNN's sgemm (JIT kernels for the CPU's widest vectors; about twice
+  // OpenBLAS 0.3.21 on the seed's shapes, docs/performance.md). Its own threading would make
+  // C's bits depend on the thread count, so C is cut into tiles fixed by the shape alone and
+  // each tile is one sgemm call made inside an OpenMP region, where oneDNN runs it on the
+  // calling thread: every thread count computes every tile alike. The region is opened even
+  // for a single tile, or oneDNN would thread that tile itself.
   const GemmTiling tiling = gemm_tiling(M, N, K);
-  const CBLAS_TRANSPOSE op_a = transpose_a ? CblasTrans : CblasNoTrans;
-  const CBLAS_TRANSPOSE op_b = transpose_b ? CblasTrans : CblasNoTrans;
-  const blasint lda_b = to_blas(lda, "lda"), ldb_b = to_blas(ldb, "ldb"), ldc_b = to_blas(ldc, "ldc");
+  const char op_a = transpose_a ? 'T' : 'N';
+  const char op_b = transpose_b ? 'T' : 'N';
+  const dnnl_dim_t lda_b = to_blas(lda, "lda"), ldb_b = to_blas(ldb, "ldb"), ldc_b = to_blas(ldc, "ldc");
   const std::int64_t tiles = tiling.row_tiles * tiling.col_tiles;
-  // OpenBLAS never threads a call itself: one tile alone must be computed as it would be in a
-  // parallel region, and a region of one tile would only cost its start-up.
-  static const bool blas_single_threaded = (openblas_set_num_threads(1), true);
-  (void)blas_single_threaded;
-#pragma omp parallel for schedule(static) if (tiles > 1)
+  dnnl_status_t failure = dnnl_success;
+#pragma omp parallel for schedule(static)
   for (std::int64_t t = 0; t < tiles; ++t) {
     const std::int64_t i = (t / tiling.col_tiles) * tiling.tile_rows, j = (t % tiling.col_tiles) * tiling.tile_cols;
-    const blasint rows = static_cast<blasint>(std::min(tiling.tile_rows, M - i));
-    const blasint cols = static_cast<blasint>(std::min(tiling.tile_cols, N - j));
+    const dnnl_dim_t rows = std::min(tiling.tile_rows, M - i);
+    const dnnl_dim_t cols = std::min(tiling.tile_cols, N - j);
     const float* a = transpose_a ? A + i : A + i * lda;
     const float* b = transpose_b ? B + j * ldb : B + j;
-    cblas_sgemm(CblasRowMajor, op_a, op_b, rows, cols, k, alpha, a, lda_b, b, ldb_b, beta, C + i * ldc + j, ldc_b);
+    const dnnl_status_t status =
+        dnnl_sgemm(op_a, op_b, rows, cols, k, alpha, a, lda_b, b, ldb_b, beta, C + i * ldc + j, ldc_b);
+    if (status != dnnl_success) {
+#pragma omp critical(bnlab_gemm_failure)
+      failure = status;
+    }
   }
+  if (failure != dnnl_success)
+    throw std::runtime_error(fmt::format("gemm: oneDNN's sgemm failed with status {} (M={}, N={}, K={})",
+                                         static_cast<int>(failure), M, N, K));
 }
 
 void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,

@@ -1,10 +1,10 @@
 #pragma once
-// Matrix multiply: a thin wrapper over CBLAS sgemm (OpenBLAS), row-major, plus the bias helpers
+// Matrix multiply: a thin wrapper over oneDNN's sgemm (dnnl_sgemm), row-major, plus the bias helpers
 // that travel with it (add a row vector, sum the rows). No allocation.
 //
 // Threads: C is cut into tiles fixed by the shape (gemm_tiling), spread over
 // OpenMP threads, one single-threaded sgemm each, so C has the same bits for every thread count
-// (OpenBLAS's own threading does not promise that). Different CPU kernels (AVX2 versus
+// (the library's own threading does not promise that). Different CPU kernels (AVX2 versus
 // AVX-512) may still give different bits.
 //
 // Errors: std::invalid_argument naming the argument and its value (negative dimensions, a
