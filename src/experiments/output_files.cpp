@@ -21,6 +21,17 @@ std::filesystem::path parent_or_current(const std::filesystem::path& path) {
   return parent.empty() ? std::filesystem::path(".") : parent;
 }
 
+// access(W_OK) says yes to root everywhere, and to anyone on a read-only mount or in /proc;
+// creating (and removing) a file is the check that holds, and it costs no training time.
+std::string creation_error(const std::filesystem::path& directory) {
+  std::string probe = (directory / ".bnlab-probe.XXXXXX").string();
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0) return errno_text(errno);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return {};
+}
+
 }  // namespace
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents) {
@@ -78,9 +89,9 @@ void check_file_destination(const std::filesystem::path& path, std::string_view 
   if (!std::filesystem::is_directory(parent, ec))
     throw std::invalid_argument(
         fmt::format("{} '{}': the directory '{}' does not exist", what, path.string(), parent.string()));
-  if (::access(parent.c_str(), W_OK | X_OK) != 0)
+  if (const std::string error = creation_error(parent); !error.empty())
     throw std::invalid_argument(fmt::format("{} '{}': the directory '{}' is not writable: {}", what, path.string(),
-                                            parent.string(), errno_text(errno)));
+                                            parent.string(), error));
 }
 
 void prepare_output_directory(const std::filesystem::path& directory, std::string_view what) {
@@ -91,9 +102,8 @@ void prepare_output_directory(const std::filesystem::path& directory, std::strin
     throw std::invalid_argument(fmt::format("{} '{}' cannot be created: {}", what, directory.string(), ec.message()));
   if (!std::filesystem::is_directory(directory, ec))
     throw std::invalid_argument(fmt::format("{} '{}' is not a directory", what, directory.string()));
-  if (::access(directory.c_str(), W_OK | X_OK) != 0)
-    throw std::invalid_argument(
-        fmt::format("{} '{}' is not writable: {}", what, directory.string(), errno_text(errno)));
+  if (const std::string error = creation_error(directory); !error.empty())
+    throw std::invalid_argument(fmt::format("{} '{}' is not writable: {}", what, directory.string(), error));
 }
 
 }  // namespace bnlab::experiments

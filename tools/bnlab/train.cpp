@@ -100,6 +100,12 @@ void run_train(const TrainArguments& args) {
   }
 }
 
+// An empty path would otherwise read as "flag not given" and silently save nothing.
+CLI::Validator non_empty_path() {
+  return CLI::Validator([](std::string& text) { return text.empty() ? std::string("the path is empty") : std::string(); },
+                        "PATH");
+}
+
 const RegisterCommand registration{
     {"train",
      "Train a seed 003 model on Fashion-MNIST (Keras-style logs), evaluate it on the test set, optionally save it",
@@ -115,10 +121,12 @@ const RegisterCommand registration{
        app.add_option("--momentum", args.training.momentum, "SGD momentum")
            ->check(in_unit_interval())
            ->capture_default_str();
-       app.add_option("--save", args.save_path, "save the trained model here (written atomically)");
+       app.add_option("--save", args.save_path, "save the trained model here (written atomically)")
+           ->check(non_empty_path());
        app.add_option("--checkpoint-dir", args.checkpoint_dir,
                       "write a checkpoint (model, optimizer state, history, epoch) into this directory after every "
-                      "epoch, atomically");
+                      "epoch, atomically")
+           ->check(non_empty_path());
        app.add_flag("--resume", args.resume,
                     "continue from the checkpoint in --checkpoint-dir (same settings; --epochs may grow); starts "
                     "from epoch 1 when there is none yet");
