@@ -100,7 +100,10 @@ std::string case_figure_commands(const NormalizeCase& c) {
   for (std::size_t i = 0; i < counts.size(); ++i)
     text += fmt::format("{} {} {}\n", (edges[i] + edges[i + 1]) / 2, counts[i], edges[i + 1] - edges[i]);
   text += "EOD\n";
-  text += "set multiplot layout 1,3 title " + gnuplot_quote(c.description) + "\n";
+  // Enhanced text would read the '_' of "batch_normalization" as a subscript.
+  std::string title;
+  for (const char ch : c.description) title += ch == '_' ? std::string("\\_") : std::string(1, ch);
+  text += "set multiplot layout 1,3 title " + gnuplot_quote(title) + "\n";
   text += "set palette gray\nset colorbox\nset size ratio -1\nunset key\n";
   text += fmt::format("set xrange [-0.5:{0}-0.5]\nset yrange [{0}-0.5:-0.5]\n", size);
   text += "unset xtics\nunset ytics\n";
