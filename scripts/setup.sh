@@ -10,6 +10,7 @@ packages=(
   dataset-fashion-mnist
   python3 python3-numpy python3-torch
   gnuplot-nox fonts-liberation chromium
+  clang libclang-rt-14-dev libomp-14-dev
 )
 if [[ "${BNLAB_SETUP_EXTRA:-}" != "" ]]; then
   read -r -a extra <<<"${BNLAB_SETUP_EXTRA}"
