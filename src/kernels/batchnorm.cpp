@@ -9,6 +9,7 @@
 
 #include "bnlab/profile.hpp"
 #include "kernels/batchnorm_loops.hpp"
+#include "kernels/simd.hpp"
 
 namespace bnlab::kernels {
 namespace {
@@ -95,6 +96,25 @@ void check_training_count(const BatchNormShape& shape, const char* who) {
         who, shape.batch, shape.spatial, shape.count_per_channel()));
 }
 
+// Runs task(0) .. task(count - 1), spread over the threads when the plan is parallel. Small
+// calls run the loop directly: even a parallel region that is switched off costs libgomp a
+// team allocation. `fence`: the tasks wrote with streaming stores, which are weakly ordered,
+// so each thread fences its own before the region's closing barrier.
+template <class Task>
+void run_tasks(const Plan& plan, std::int64_t count, bool fence, Task task) {
+  if (!plan.parallel) {
+    for (std::int64_t t = 0; t < count; ++t) task(t);
+    if (fence) _mm_sfence();
+    return;
+  }
+#pragma omp parallel
+  {
+#pragma omp for schedule(static) nowait
+    for (std::int64_t t = 0; t < count; ++t) task(t);
+    if (fence) _mm_sfence();
+  }
+}
+
 // Sums two per-channel quantities over a channel block [c0, c0 + width) in the plan's fixed
 // order: each (group, channel) task adds into its own partial, and the partials are added in
 // group order. rows_task(r0, r1, a, b) covers rows [r0, r1) of every channel of the block;
@@ -102,22 +122,34 @@ void check_training_count(const BatchNormShape& shape, const char* who) {
 template <class RowsTask, class PlaneTask>
 void reduce_block(const Plan& plan, std::int64_t width, double* total_a, double* total_b, RowsTask rows_task,
                   PlaneTask plane_task) {
+  const std::int64_t G = plan.groups;
+  if (G == 1) {  // one partial per channel: sum straight into the totals
+    std::fill(total_a, total_a + width, 0.0);
+    std::fill(total_b, total_b + width, 0.0);
+    if (plan.row_order) {
+      rows_task(0, plan.rows, total_a, total_b);
+    } else {
+      run_tasks(plan, width, false, [&](std::int64_t c) {
+        for (std::int64_t n = 0; n < plan.N; ++n) plane_task(n, c, total_a[c], total_b[c]);
+      });
+    }
+    return;
+  }
   double partial_a[max_partials], partial_b[max_partials];
-  const std::int64_t G = plan.groups, count = G * width;
+  const std::int64_t count = G * width;
   std::fill(partial_a, partial_a + count, 0.0);
   std::fill(partial_b, partial_b + count, 0.0);
   if (plan.row_order) {
-#pragma omp parallel for schedule(static) if (plan.parallel)
-    for (std::int64_t g = 0; g < G; ++g)
+    run_tasks(plan, G, false, [&](std::int64_t g) {
       rows_task(plan.range_begin(plan.rows, g), plan.range_begin(plan.rows, g + 1), partial_a + g * width,
                 partial_b + g * width);
+    });
   } else {
-#pragma omp parallel for schedule(static) if (plan.parallel)
-    for (std::int64_t t = 0; t < count; ++t) {
+    run_tasks(plan, count, false, [&](std::int64_t t) {
       const std::int64_t c = t / G, g = t % G;
       for (std::int64_t n = plan.range_begin(plan.N, g); n < plan.range_begin(plan.N, g + 1); ++n)
         plane_task(n, c, partial_a[g * width + c], partial_b[g * width + c]);
-    }
+    });
   }
   for (std::int64_t c = 0; c < width; ++c) {
     double a = 0.0, b = 0.0;
@@ -142,36 +174,24 @@ void block_moments(const Plan& plan, const float* x, std::int64_t c0, std::int64
       });
 }
 
-// Elementwise passes: any split gives the same bits, so split for balance alone. Streaming
-// stores are weakly ordered: each thread fences its own before the region's closing barrier.
+// Elementwise passes: any split gives the same bits, so split for balance alone.
 template <class RowsTask, class PlaneTask>
 void for_each_block_part(const Plan& plan, std::int64_t width, RowsTask rows_task, PlaneTask plane_task) {
-#pragma omp parallel if (plan.parallel)
-  {
-    if (plan.row_order) {
-      constexpr std::int64_t rows_per_task = 64;
-      const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
-#pragma omp for schedule(static) nowait
-      for (std::int64_t t = 0; t < tasks; ++t)
-        rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task));
-    } else {
-      const std::int64_t tasks = plan.N * width;
-#pragma omp for schedule(static) nowait
-      for (std::int64_t t = 0; t < tasks; ++t) plane_task(t / width, t % width);
-    }
-    if (plan.stream) _mm_sfence();
+  if (plan.row_order) {
+    constexpr std::int64_t rows_per_task = 64;
+    const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
+    run_tasks(plan, tasks, plan.stream, [&](std::int64_t t) {
+      rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task));
+    });
+  } else {
+    run_tasks(plan, plan.N * width, plan.stream, [&](std::int64_t t) { plane_task(t / width, t % width); });
   }
 }
 
 // One task per channel (NCHW, plan.per_channel): `channel_task(c)` reads and writes channel c only.
 template <class ChannelTask>
 void for_each_channel(const Plan& plan, ChannelTask channel_task) {
-#pragma omp parallel if (plan.parallel)
-  {
-#pragma omp for schedule(static) nowait
-    for (std::int64_t c = 0; c < plan.C; ++c) channel_task(c);
-    if (plan.stream) _mm_sfence();
-  }
+  run_tasks(plan, plan.C, plan.stream, channel_task);
 }
 
 float value_or(const float* p, std::int64_t i, float fallback) { return p ? p[i] : fallback; }
@@ -209,6 +229,23 @@ float channel_pivot(const Plan& plan, const float* x, std::int64_t c) {
   return s / static_cast<float>(samples);
 }
 
+// The pivots of a channel block; in row order the loop runs across channels (vectorized), in
+// the same per-channel order of additions as channel_pivot.
+void block_pivots(const Plan& plan, const float* x, std::int64_t c0, std::int64_t width, float* pivot) {
+  if (!plan.row_order) {
+    for (std::int64_t c = 0; c < width; ++c) pivot[c] = channel_pivot(plan, x, c0 + c);
+    return;
+  }
+  const std::int64_t samples = std::min(pivot_samples, plan.m);
+  std::fill(pivot, pivot + width, 0.0f);
+  for (std::int64_t i = 0; i < samples; ++i) {
+    const float* row = x + i * plan.C + c0;
+    for (std::int64_t c = 0; c < width; ++c) pivot[c] += row[c];
+  }
+  const float count = static_cast<float>(samples);
+  for (std::int64_t c = 0; c < width; ++c) pivot[c] /= count;
+}
+
 void store_statistics(const ChannelStatistics& st, std::int64_t c, float* saved_mean, float* saved_inv_std,
                       float* batch_variance) {
   saved_mean[c] = st.mean;
@@ -218,7 +255,7 @@ void store_statistics(const ChannelStatistics& st, std::int64_t c, float* saved_
 
 }  // namespace
 
-void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma, const float* beta,
+BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma, const float* beta,
                                 float epsilon, float* y, float* saved_mean, float* saved_inv_std,
                                 float* batch_variance, FusedActivation activation) {
   constexpr const char* who = "batchnorm_forward_training";
@@ -264,26 +301,34 @@ void batchnorm_forward_training(const BatchNormShape& shape, const float* x, con
     const std::int64_t width = std::min(block_channels, plan.C - c0);
     float pivot[block_channels], centered_mean[block_channels], scale[block_channels], shift[block_channels];
     double sum[block_channels], sum_sq[block_channels];
-    for (std::int64_t c = 0; c < width; ++c) pivot[c] = channel_pivot(plan, x, c0 + c);
+    block_pivots(plan, x, c0, width, pivot);
     block_moments(plan, x, c0, width, pivot, sum, sum_sq);
 
+    // Branch-free first, so the common case (no channel to re-centre) vectorizes.
     bool recentre = false;
-    for (std::int64_t c = 0; c < width; ++c) {
-      if (needs_recentre(sum[c], sum_sq[c], m)) {
-        pivot[c] = static_cast<float>(pivot[c] + sum[c] / m);
-        recentre = true;
-      }
-    }
+    for (std::int64_t c = 0; c < width; ++c) recentre |= needs_recentre(sum[c], sum_sq[c], m);
+    if (recentre)
+      for (std::int64_t c = 0; c < width; ++c)
+        if (needs_recentre(sum[c], sum_sq[c], m)) pivot[c] = static_cast<float>(pivot[c] + sum[c] / m);
     if (recentre) block_moments(plan, x, c0, width, pivot, sum, sum_sq);
 
+    // finish_statistics over the block, written as flat loops over arrays so they vectorize.
+    double inv_std[block_channels];
     for (std::int64_t c = 0; c < width; ++c) {
-      const auto st = finish_statistics(sum[c], sum_sq[c], m, pivot[c], epsilon, value_or(gamma, c0 + c, 1.0f),
-                                        value_or(beta, c0 + c, 0.0f));
-      store_statistics(st, c0 + c, saved_mean, saved_inv_std, batch_variance);
-      centered_mean[c] = st.centered_mean;
-      scale[c] = st.scale;
-      shift[c] = st.shift;
+      const double d = sum[c] / m;
+      const double var = std::max(sum_sq[c] / m - d * d, 0.0);  // NaN passes through max
+      inv_std[c] = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
+      centered_mean[c] = static_cast<float>(d);
+      saved_mean[c0 + c] = static_cast<float>(pivot[c] + d);
+      saved_inv_std[c0 + c] = static_cast<float>(inv_std[c]);
+      if (batch_variance) batch_variance[c0 + c] = static_cast<float>(var);
     }
+    for (std::int64_t c = 0; c < width; ++c)
+      scale[c] = static_cast<float>((gamma ? gamma[c0 + c] : 1.0f) * inv_std[c]);
+    if (beta)
+      std::copy(beta + c0, beta + c0 + width, shift);
+    else
+      std::fill(shift, shift + width, 0.0f);
 
     for_each_block_part(
         plan, width,
@@ -300,7 +345,7 @@ void batchnorm_forward_training(const BatchNormShape& shape, const float* x, con
   }
 }
 
-void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, const float* mean,
+BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, const float* mean,
                                  const float* variance, const float* gamma, const float* beta, float epsilon, float* y,
                                  FusedActivation activation) {
   constexpr const char* who = "batchnorm_forward_inference";
@@ -450,7 +495,7 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
 
 }  // namespace
 
-void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
+BNLAB_MULTIVERSION void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
                         const float* beta, const float* saved_mean, const float* saved_inv_std, float* dx,
                         float* dgamma, float* dbeta, FusedActivation activation) {
   constexpr const char* who = "batchnorm_backward";
@@ -469,7 +514,7 @@ void batchnorm_backward(const BatchNormShape& shape, const float* x, const float
                   });
 }
 
-void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy, const float* mean,
+BNLAB_MULTIVERSION void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy, const float* mean,
                                   const float* variance, const float* gamma, const float* beta, float epsilon,
                                   float* dx, float* dgamma, float* dbeta, FusedActivation activation) {
   constexpr const char* who = "batchnorm_backward_inference";
