@@ -17,6 +17,7 @@
 #   --torch-mode MODE  ops (default: ATen operators, no autograd) or autograd; see
 #                      bench/peers/torch_batchnorm.py for why ops is the default
 #   --build-dir DIR    CMake build folder (default build-peers)
+#   --sections LIST    comma-separated subset of: kernels, epoch (default both)
 #
 # Measure on a quiet machine: the drivers run one after the other, so anything else running
 # shows up as noise in whichever library it overlaps.
@@ -28,6 +29,7 @@ out=out/bench_peers.md
 build_dir=build-peers
 torch_mode=ops
 driver_args=()
+chosen_sections=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
@@ -37,7 +39,8 @@ while [[ $# -gt 0 ]]; do
     --shape) driver_args+=(--shape "$2"); shift 2 ;;
     --torch-mode) torch_mode="$2"; shift 2 ;;
     --build-dir) build_dir="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --sections) IFS=, read -r -a chosen_sections <<<"$2"; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench_peers: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +54,7 @@ case "$torch_mode" in ops|autograd) ;; *) echo "bench_peers: --torch-mode must b
 BNLAB_SETUP_EXTRA="${BNLAB_SETUP_EXTRA:-} libdnnl-dev libgoogle-perftools4" bash scripts/setup.sh
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(bnlab_batchnorm)
+targets=(bnlab_batchnorm bench_training)
 # bench/peers/CMakeLists.txt defines onednn_batchnorm only where it found oneDNN.
 if ninja -C "$build_dir" -t targets all | grep -q '^onednn_batchnorm:'; then
   targets+=(onednn_batchnorm)
@@ -76,8 +79,7 @@ echo "Threads: $threads"
 echo
 
 # One section per comparison; each runs its drivers and prints (and appends to --out) its own
-# Markdown. The epoch comparison (the seed's MLP trained by PyTorch and by bnlab) is meant to be
-# another function here, added to `sections` below.
+# Markdown.
 section_kernels() {
   local files=()
   echo "bench_peers: bnlab..." >&2
@@ -101,7 +103,43 @@ section_kernels() {
   cat "$raw.kernels.md" >>"$out"
 }
 
-sections=(kernels)
+# One epoch of the seed's Approach One model (batch 32, SGD, 1,719 steps), trained by bnlab
+# (bench_training, which also splits the time into GEMM, BatchNorm and the rest) and by PyTorch
+# in the same run with the same threads.
+section_epoch() {
+  echo "bench_peers: epoch, bnlab..." >&2
+  "$build_dir/bench/bench_training" --model bn --epochs 2 --threads "$threads" >"$raw.epoch_bnlab.txt"
+  echo "bench_peers: epoch, PyTorch..." >&2
+  LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_mlp_epoch.py \
+    --threads "$threads" --epochs 2 >"$raw.epoch_pytorch.txt"
+  /usr/bin/python3 - "$raw.epoch_bnlab.txt" "$raw.epoch_pytorch.txt" >"$raw.epoch.md" <<'PY'
+import sys
+def epochs(path):
+    return [line.split() for line in open(path) if line.startswith("epoch ")]
+bnlab, torch = epochs(sys.argv[1]), epochs(sys.argv[2])
+# The second epoch of each: the first includes one-time costs (page faults, JIT, allocator warm-up).
+b, t = bnlab[-1], torch[-1]
+seconds, gemm, bn, rest, steps = float(b[2]), float(b[3]), float(b[4]), float(b[5]), int(b[6])
+torch_seconds = float(t[2])
+print("## One epoch of the seed's Approach One model (batch 32, SGD, %d steps)" % steps)
+print()
+print("| | seconds | us/step | GEMM | BatchNorm | rest |")
+print("| --- | --- | --- | --- | --- | --- |")
+print("| bnlab | %.3f | %.0f | %.3f s (%.0f%%) | %.3f s (%.0f%%) | %.3f s (%.0f%%) |" % (
+    seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds, rest, 100 * rest / seconds))
+print("| PyTorch 1.13 | %.3f | %.0f | | | |" % (torch_seconds, torch_seconds / steps * 1e6))
+print()
+print("bnlab is %.1fx faster than PyTorch (second epoch of each; same threads, same run)." % (torch_seconds / seconds))
+PY
+  cat "$raw.epoch.md"
+  cat "$raw.epoch.md" >>"$out"
+}
+
+sections=("${chosen_sections[@]:-kernels}")
+[[ -n "${chosen_sections[*]:-}" ]] || sections=(kernels epoch)
+for section in "${sections[@]}"; do
+  case "$section" in kernels|epoch) ;; *) echo "bench_peers: unknown section '$section' (kernels, epoch)" >&2; exit 2 ;; esac
+done
 {
   echo "# bnlab peer benchmark"
   echo
