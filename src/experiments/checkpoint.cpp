@@ -76,6 +76,10 @@ class Reader {
     for (int i = 0; i < n; ++i) v |= std::uint64_t{static_cast<std::uint8_t>(bytes_[pos_++])} << (8 * i);
     return v;
   }
+  void skip(std::uint64_t n, const char* what) {
+    need(n, what);
+    pos_ += n;
+  }
   std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(get(4, what)); }
   std::int64_t i64(const char* what) { return static_cast<std::int64_t>(get(8, what)); }
   double f64(const char* what) { return std::bit_cast<double>(get(8, what)); }
@@ -151,7 +155,7 @@ Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name
   if (bytes.size() < header_size) r.fail(fmt::format("truncated at byte {} in the 16-byte header", bytes.size()));
   if (std::memcmp(bytes.data(), magic, sizeof magic) != 0)
     r.fail("bad magic, expected \"BNCK\" (not a bnlab checkpoint)");
-  r.get(4, "magic");
+  r.skip(sizeof magic, "magic");
   const std::uint32_t version = r.u32("version");
   if (version != format_version)
     r.fail(fmt::format("unsupported version {} (this build reads version {})", version, format_version));
@@ -165,7 +169,7 @@ Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name
   if (stored_crc != crc32_of(bytes.data(), payload_end)) r.fail("checksum mismatch: the file is corrupt");
 
   Reader p(name, bytes.substr(0, payload_end));
-  p.get(16, "header");
+  p.skip(header_size, "header");
   Checkpoint c;
   c.settings.model = std::string(p.bytes("model name"));
   TrainingOptions& t = c.settings.training;
