@@ -276,7 +276,8 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
       auto moments = [&](float pivot, double& sum, double& sum_sq) {
         sum = sum_sq = 0.0;
         for (std::int64_t n = 0; n < plan.N; ++n)
-          loops::moments_contiguous(x + (n * plan.C + c) * plan.S, plan.S, pivot, sum, sum_sq);
+          loops::moments_contiguous(x + (n * plan.C + c) * plan.S, plan.S, pivot, sum, sum_sq,
+                                    n + 1 < plan.N ? plan.C * plan.S : 0);
       };
       float pivot = channel_pivot(plan, x, c);
       double sum, sum_sq;
@@ -291,7 +292,7 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
       for (std::int64_t n = 0; n < plan.N; ++n) {
         const std::int64_t offset = (n * plan.C + c) * plan.S;
         loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot, st.centered_mean, st.scale, st.shift, relu,
-                                    plan.stream);
+                                    plan.stream, n + 1 < plan.N ? plan.C * plan.S : 0);
       }
     });
     return;
@@ -431,13 +432,13 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
         for (std::int64_t n = 0; n < plan.N; ++n) {
           const std::int64_t offset = (n * plan.C + c) * plan.S;
           loops::grad_sums_contiguous(x + offset, dy + offset, plan.S, ch.mean, ch.scale, ch.shift, relu, sum_dy,
-                                      sum_dy_xc);
+                                      sum_dy_xc, n + 1 < plan.N ? plan.C * plan.S : 0);
         }
       const InputGradient g = finish(c, ch, sum_dy, sum_dy_xc);
       for (std::int64_t n = 0; n < plan.N; ++n) {
         const std::int64_t offset = (n * plan.C + c) * plan.S;
         loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, ch.mean, g.a, g.b, g.c, ch.scale,
-                                     ch.shift, relu, plan.stream);
+                                     ch.shift, relu, plan.stream, n + 1 < plan.N ? plan.C * plan.S : 0);
       }
     });
     return;

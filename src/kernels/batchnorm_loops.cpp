@@ -19,14 +19,20 @@ BNLAB_INLINE float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
 // The backward mask: dy passes where the forward's output was positive.
 BNLAB_INLINE float relu_mask(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
 
+// One software prefetch per cache line of the next plane (see next_plane in the header).
+BNLAB_INLINE void prefetch_line(const float* p, std::int64_t next_plane) {
+  if (next_plane != 0) __builtin_prefetch(p + next_plane, 0, 2);
+}
+
 BNLAB_MULTIVERSION void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum,
-                                                double& sum_sq) {
+                                                double& sum_sq, std::int64_t next_plane) {
   const f32x16 p = simd::broadcast(pivot);
   f64x8 s_low{}, s_high{}, q_low{}, q_high{};
   std::int64_t i = 0;
   while (i + simd::lanes <= len) {
     f32x16 s{}, q{};
     for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
+      prefetch_line(x + i, next_plane);
       const f32x16 d = simd::load(x + i) - p;
       s += d;
       q += d * d;
@@ -72,7 +78,7 @@ BNLAB_INLINE float normalized(float x, float pivot, float centered_mean, float s
 
 template <bool relu, bool stream>
 BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64_t len, float pivot,
-                                            float centered_mean, float scale, float shift) {
+                                            float centered_mean, float scale, float shift, std::int64_t next_plane) {
   std::int64_t i = 0;
   if constexpr (stream) {
     for (; i < len && !simd::line_aligned(y + i); ++i) {
@@ -82,6 +88,7 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
     const f32x16 p = simd::broadcast(pivot), m = simd::broadcast(centered_mean), sc = simd::broadcast(scale),
                  sh = simd::broadcast(shift);
     for (; i + simd::lanes <= len; i += simd::lanes) {
+      prefetch_line(x + i, next_plane);
       f32x16 v = ((simd::load(x + i) - p) - m) * sc + sh;
       if constexpr (relu) v = v < 0.0f ? f32x16{} : v;
       simd::stream(y + i, v);
@@ -95,15 +102,15 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
 
 BNLAB_MULTIVERSION void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot,
                                                   float centered_mean, float scale, float shift, bool relu,
-                                                  bool stream) {
+                                                  bool stream, std::int64_t next_plane) {
   if (relu && stream)
-    normalize_contiguous_body<true, true>(x, y, len, pivot, centered_mean, scale, shift);
+    normalize_contiguous_body<true, true>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
   else if (relu)
-    normalize_contiguous_body<true, false>(x, y, len, pivot, centered_mean, scale, shift);
+    normalize_contiguous_body<true, false>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
   else if (stream)
-    normalize_contiguous_body<false, true>(x, y, len, pivot, centered_mean, scale, shift);
+    normalize_contiguous_body<false, true>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
   else
-    normalize_contiguous_body<false, false>(x, y, len, pivot, centered_mean, scale, shift);
+    normalize_contiguous_body<false, false>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
 }
 
 // Streaming row by row needs whole lines: rows that start on a line and span whole vectors.
@@ -151,13 +158,16 @@ BNLAB_MULTIVERSION void normalize_rows_impl(const float* x, float* y, std::int64
 
 template <bool relu>
 BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std::int64_t len, float mean,
-                                            float scale, float shift, double& sum_dy, double& sum_dy_xc) {
+                                            float scale, float shift, double& sum_dy, double& sum_dy_xc,
+                                            std::int64_t next_plane) {
   const f32x16 m = simd::broadcast(mean), sc = simd::broadcast(scale), sh = simd::broadcast(shift);
   f64x8 a_low{}, a_high{}, b_low{}, b_high{};
   std::int64_t i = 0;
   while (i + simd::lanes <= len) {
     f32x16 a{}, b{};
     for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
+      prefetch_line(x + i, next_plane);
+      prefetch_line(dy + i, next_plane);
       const f32x16 xc = simd::load(x + i) - m;
       f32x16 g = simd::load(dy + i);
       if constexpr (relu) g = (xc * sc + sh > 0.0f) ? g : f32x16{};
@@ -180,11 +190,11 @@ BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std
 
 BNLAB_MULTIVERSION void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len, float mean,
                                                   float scale, float shift, bool relu, double& sum_dy,
-                                                  double& sum_dy_xc) {
+                                                  double& sum_dy_xc, std::int64_t next_plane) {
   if (relu)
-    grad_sums_contiguous_body<true>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc);
+    grad_sums_contiguous_body<true>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc, next_plane);
   else
-    grad_sums_contiguous_body<false>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc);
+    grad_sums_contiguous_body<false>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc, next_plane);
 }
 
 template <bool relu>
@@ -232,13 +242,16 @@ BNLAB_INLINE float grad_input(float x, float dy, float mean, float a, float b, f
 
 template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, float* dx, std::int64_t len,
-                                             float mean, float a, float b, float c, float scale, float shift) {
+                                             float mean, float a, float b, float c, float scale, float shift,
+                                             std::int64_t next_plane) {
   std::int64_t i = 0;
   if constexpr (stream) {
     for (; i < len && !simd::line_aligned(dx + i); ++i) dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
     const f32x16 m = simd::broadcast(mean), va = simd::broadcast(a), vb = simd::broadcast(b), vc = simd::broadcast(c),
                  sc = simd::broadcast(scale), sh = simd::broadcast(shift);
     for (; i + simd::lanes <= len; i += simd::lanes) {
+      prefetch_line(x + i, next_plane);
+      prefetch_line(dy + i, next_plane);
       const f32x16 xc = simd::load(x + i) - m;
       f32x16 g = simd::load(dy + i);
       if constexpr (relu) g = (xc * sc + sh > 0.0f) ? g : f32x16{};
@@ -250,15 +263,15 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
 
 BNLAB_MULTIVERSION void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len,
                                                    float mean, float a, float b, float c, float scale, float shift,
-                                                   bool relu, bool stream) {
+                                                   bool relu, bool stream, std::int64_t next_plane) {
   if (relu && stream)
-    grad_input_contiguous_body<true, true>(x, dy, dx, len, mean, a, b, c, scale, shift);
+    grad_input_contiguous_body<true, true>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
   else if (relu)
-    grad_input_contiguous_body<true, false>(x, dy, dx, len, mean, a, b, c, scale, shift);
+    grad_input_contiguous_body<true, false>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
   else if (stream)
-    grad_input_contiguous_body<false, true>(x, dy, dx, len, mean, a, b, c, scale, shift);
+    grad_input_contiguous_body<false, true>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
   else
-    grad_input_contiguous_body<false, false>(x, dy, dx, len, mean, a, b, c, scale, shift);
+    grad_input_contiguous_body<false, false>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
 }
 
 template <bool relu, bool stream>
@@ -301,16 +314,17 @@ BNLAB_MULTIVERSION void grad_input_rows_impl(const float* x, const float* dy, fl
 
 }  // namespace
 
-void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq) {
-  moments_contiguous_impl(x, len, pivot, sum, sum_sq);
+void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
+                        std::int64_t next_plane) {
+  moments_contiguous_impl(x, len, pivot, sum, sum_sq, next_plane);
 }
 void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
                   const float* pivot, double* sum, double* sum_sq) {
   moments_rows_impl(x, rows, row_stride, width, pivot, sum, sum_sq);
 }
 void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
-                          float shift, bool relu, bool stream) {
-  normalize_contiguous_impl(x, y, len, pivot, centered_mean, scale, shift, relu, stream);
+                          float shift, bool relu, bool stream, std::int64_t next_plane) {
+  normalize_contiguous_impl(x, y, len, pivot, centered_mean, scale, shift, relu, stream, next_plane);
 }
 void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
                     const float* pivot, const float* centered_mean, const float* scale, const float* shift,
@@ -318,8 +332,8 @@ void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t ro
   normalize_rows_impl(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift, relu, stream);
 }
 void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
-                          bool relu, double& sum_dy, double& sum_dy_xc) {
-  grad_sums_contiguous_impl(x, dy, len, mean, scale, shift, relu, sum_dy, sum_dy_xc);
+                          bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
+  grad_sums_contiguous_impl(x, dy, len, mean, scale, shift, relu, sum_dy, sum_dy_xc, next_plane);
 }
 void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                     std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
@@ -327,8 +341,9 @@ void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int
   grad_sums_rows_impl(x, dy, rows, row_stride, width, mean, scale, shift, relu, sum_dy, sum_dy_xc);
 }
 void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a,
-                           float b, float c, float scale, float shift, bool relu, bool stream) {
-  grad_input_contiguous_impl(x, dy, dx, len, mean, a, b, c, scale, shift, relu, stream);
+                           float b, float c, float scale, float shift, bool relu, bool stream,
+                           std::int64_t next_plane) {
+  grad_input_contiguous_impl(x, dy, dx, len, mean, a, b, c, scale, shift, relu, stream, next_plane);
 }
 void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
                      std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
