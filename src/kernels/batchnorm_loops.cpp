@@ -50,24 +50,73 @@ BNLAB_MULTIVERSION void moments_contiguous_impl(const float* x, std::int64_t len
   sum_sq += total_sq;
 }
 
-BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
-                                          std::int64_t width, const float* pivot, double* sum, double* sum_sq) {
-  constexpr std::int64_t max_width = 256;
-  float s[max_width], q[max_width];
+// Adds 16 float lanes into 16 doubles in memory, lane by lane (the per-channel fold of the
+// row-order loops: channel k's float partial goes into its own double total).
+BNLAB_INLINE void fold_into(f32x16 v, double* total) {
+  f64x8 low, high;
+  std::memcpy(&low, total, sizeof low);
+  std::memcpy(&high, total + 8, sizeof high);
+  simd::widen_add(v, low, high);
+  std::memcpy(total, &low, sizeof low);
+  std::memcpy(total + 8, &high, sizeof high);
+}
+
+// K vectors of 16 channels whose float accumulators stay in registers across a fold of rows.
+// Each channel's order of additions is the same as the scalar remainder loop's below: rows in
+// order within a fold, then the fold into double.
+template <int K>
+BNLAB_INLINE void moments_rows_vectors(const float* x, std::int64_t rows, std::int64_t row_stride,
+                                       const float* pivot, double* sum, double* sum_sq) {
+  f32x16 p[K];
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) p[k] = simd::load(pivot + k * simd::lanes);
   for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
     const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
-    for (std::int64_t c = 0; c < width; ++c) s[c] = q[c] = 0.0f;
+    f32x16 s[K], q[K];
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k) s[k] = q[k] = f32x16{};
     for (std::int64_t r = r0; r < r1; ++r) {
       const float* row = x + r * row_stride;
-      for (std::int64_t c = 0; c < width; ++c) {
-        const float d = row[c] - pivot[c];
-        s[c] += d;
-        q[c] += d * d;
+#pragma GCC unroll 4
+      for (int k = 0; k < K; ++k) {
+        const f32x16 d = simd::load(row + k * simd::lanes) - p[k];
+        s[k] += d;
+        q[k] += d * d;
       }
     }
-    for (std::int64_t c = 0; c < width; ++c) {
-      sum[c] += s[c];
-      sum_sq[c] += q[c];
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k) {
+      fold_into(s[k], sum + k * simd::lanes);
+      fold_into(q[k], sum_sq + k * simd::lanes);
+    }
+  }
+}
+
+BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
+                                          std::int64_t width, const float* pivot, double* sum, double* sum_sq) {
+  std::int64_t c = 0;
+  for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
+    moments_rows_vectors<4>(x + c, rows, row_stride, pivot + c, sum + c, sum_sq + c);
+  for (; c + simd::lanes <= width; c += simd::lanes)
+    moments_rows_vectors<1>(x + c, rows, row_stride, pivot + c, sum + c, sum_sq + c);
+  if (c == width) return;
+  constexpr std::int64_t max_width = simd::lanes;
+  float s[max_width], q[max_width];
+  const std::int64_t rest = width - c;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
+    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
+    for (std::int64_t k = 0; k < rest; ++k) s[k] = q[k] = 0.0f;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* row = x + r * row_stride + c;
+      for (std::int64_t k = 0; k < rest; ++k) {
+        const float d = row[k] - pivot[c + k];
+        s[k] += d;
+        q[k] += d * d;
+      }
+    }
+    for (std::int64_t k = 0; k < rest; ++k) {
+      sum[c + k] += s[k];
+      sum_sq[c + k] += q[k];
     }
   }
 }
@@ -118,26 +167,58 @@ BNLAB_INLINE bool rows_can_stream(const float* y, std::int64_t row_stride, std::
   return simd::line_aligned(y) && row_stride % simd::lanes == 0 && width % simd::lanes == 0;
 }
 
+// Stores 16 results: streamed (whole line, no read for ownership) or plain.
+template <bool stream>
+BNLAB_INLINE void store(float* p, f32x16 v) {
+  if constexpr (stream)
+    simd::stream(p, v);
+  else
+    std::memcpy(p, &v, sizeof v);
+}
+
+// K vectors of 16 channels whose constants stay in registers for all the rows.
+template <bool relu, bool stream, int K>
+BNLAB_INLINE void normalize_rows_vectors(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
+                                         const float* pivot, const float* centered_mean, const float* scale,
+                                         const float* shift) {
+  f32x16 p[K], m[K], sc[K], sh[K];
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    p[k] = simd::load(pivot + k * simd::lanes);
+    m[k] = simd::load(centered_mean + k * simd::lanes);
+    sc[k] = simd::load(scale + k * simd::lanes);
+    sh[k] = simd::load(shift + k * simd::lanes);
+  }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * row_stride;
+    float* out = y + r * row_stride;
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k) {
+      f32x16 v = ((simd::load(in + k * simd::lanes) - p[k]) - m[k]) * sc[k] + sh[k];
+      if constexpr (relu) v = v < 0.0f ? f32x16{} : v;
+      store<stream>(out + k * simd::lanes, v);
+    }
+  }
+}
+
 template <bool relu, bool stream>
 BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* pivot, const float* centered_mean,
                                       const float* scale, const float* shift) {
+  std::int64_t c = 0;
+  for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
+    normalize_rows_vectors<relu, stream, 4>(x + c, y + c, rows, row_stride, pivot + c, centered_mean + c, scale + c,
+                                            shift + c);
+  for (; c + simd::lanes <= width; c += simd::lanes)
+    normalize_rows_vectors<relu, stream, 1>(x + c, y + c, rows, row_stride, pivot + c, centered_mean + c, scale + c,
+                                            shift + c);
+  if (c == width) return;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* in = x + r * row_stride;
     float* out = y + r * row_stride;
-    if constexpr (stream) {
-      for (std::int64_t c = 0; c < width; c += simd::lanes) {
-        f32x16 v = ((simd::load(in + c) - simd::load(pivot + c)) - simd::load(centered_mean + c)) *
-                       simd::load(scale + c) +
-                   simd::load(shift + c);
-        if constexpr (relu) v = v < 0.0f ? f32x16{} : v;
-        simd::stream(out + c, v);
-      }
-    } else {
-      for (std::int64_t c = 0; c < width; ++c) {
-        const float v = normalized(in[c], pivot[c], centered_mean[c], scale[c], shift[c]);
-        out[c] = relu ? relu_keep_nan(v) : v;
-      }
+    for (std::int64_t k = c; k < width; ++k) {
+      const float v = normalized(in[k], pivot[k], centered_mean[k], scale[k], shift[k]);
+      out[k] = relu ? relu_keep_nan(v) : v;
     }
   }
 }
@@ -197,28 +278,73 @@ BNLAB_MULTIVERSION void grad_sums_contiguous_impl(const float* x, const float* d
     grad_sums_contiguous_body<false>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc, next_plane);
 }
 
+template <bool relu, int K>
+BNLAB_INLINE void grad_sums_rows_vectors(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
+                                         const float* mean, const float* scale, const float* shift, double* sum_dy,
+                                         double* sum_dy_xc) {
+  f32x16 m[K], sc[K], sh[K];
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    m[k] = simd::load(mean + k * simd::lanes);
+    sc[k] = simd::load(scale + k * simd::lanes);
+    sh[k] = simd::load(shift + k * simd::lanes);
+  }
+  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
+    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
+    f32x16 a[K], b[K];
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k) a[k] = b[k] = f32x16{};
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * row_stride;
+      const float* dyr = dy + r * row_stride;
+#pragma GCC unroll 4
+      for (int k = 0; k < K; ++k) {
+        const f32x16 xc = simd::load(xr + k * simd::lanes) - m[k];
+        f32x16 g = simd::load(dyr + k * simd::lanes);
+        if constexpr (relu) g = (xc * sc[k] + sh[k] > 0.0f) ? g : f32x16{};
+        a[k] += g;
+        b[k] += g * xc;
+      }
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k) {
+      fold_into(a[k], sum_dy + k * simd::lanes);
+      fold_into(b[k], sum_dy_xc + k * simd::lanes);
+    }
+  }
+}
+
 template <bool relu>
 BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* mean, const float* scale, const float* shift,
                                       double* sum_dy, double* sum_dy_xc) {
-  constexpr std::int64_t max_width = 256;
+  std::int64_t c = 0;
+  for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
+    grad_sums_rows_vectors<relu, 4>(x + c, dy + c, rows, row_stride, mean + c, scale + c, shift + c, sum_dy + c,
+                                    sum_dy_xc + c);
+  for (; c + simd::lanes <= width; c += simd::lanes)
+    grad_sums_rows_vectors<relu, 1>(x + c, dy + c, rows, row_stride, mean + c, scale + c, shift + c, sum_dy + c,
+                                    sum_dy_xc + c);
+  if (c == width) return;
+  constexpr std::int64_t max_width = simd::lanes;
   float a[max_width], b[max_width];
+  const std::int64_t rest = width - c;
   for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
     const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
-    for (std::int64_t c = 0; c < width; ++c) a[c] = b[c] = 0.0f;
+    for (std::int64_t k = 0; k < rest; ++k) a[k] = b[k] = 0.0f;
     for (std::int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * row_stride;
-      const float* dyr = dy + r * row_stride;
-      for (std::int64_t c = 0; c < width; ++c) {
-        const float xc = xr[c] - mean[c];
-        const float g = relu ? relu_mask(xc * scale[c] + shift[c], dyr[c]) : dyr[c];
-        a[c] += g;
-        b[c] += g * xc;
+      const float* xr = x + r * row_stride + c;
+      const float* dyr = dy + r * row_stride + c;
+      for (std::int64_t k = 0; k < rest; ++k) {
+        const float xc = xr[k] - mean[c + k];
+        const float g = relu ? relu_mask(xc * scale[c + k] + shift[c + k], dyr[k]) : dyr[k];
+        a[k] += g;
+        b[k] += g * xc;
       }
     }
-    for (std::int64_t c = 0; c < width; ++c) {
-      sum_dy[c] += a[c];
-      sum_dy_xc[c] += b[c];
+    for (std::int64_t k = 0; k < rest; ++k) {
+      sum_dy[c + k] += a[k];
+      sum_dy_xc[c + k] += b[k];
     }
   }
 }
@@ -274,26 +400,55 @@ BNLAB_MULTIVERSION void grad_input_contiguous_impl(const float* x, const float* 
     grad_input_contiguous_body<false, false>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
 }
 
+template <bool relu, bool stream, int K>
+BNLAB_INLINE void grad_input_rows_vectors(const float* x, const float* dy, float* dx, std::int64_t rows,
+                                          std::int64_t row_stride, const float* mean, const float* a, const float* b,
+                                          const float* c, const float* scale, const float* shift) {
+  f32x16 m[K], va[K], vb[K], vc[K], sc[K], sh[K];
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    m[k] = simd::load(mean + k * simd::lanes);
+    va[k] = simd::load(a + k * simd::lanes);
+    vb[k] = simd::load(b + k * simd::lanes);
+    vc[k] = simd::load(c + k * simd::lanes);
+    if constexpr (relu) {
+      sc[k] = simd::load(scale + k * simd::lanes);
+      sh[k] = simd::load(shift + k * simd::lanes);
+    }
+  }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * row_stride;
+    const float* dyr = dy + r * row_stride;
+    float* dxr = dx + r * row_stride;
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k) {
+      const f32x16 xc = simd::load(xr + k * simd::lanes) - m[k];
+      f32x16 g = simd::load(dyr + k * simd::lanes);
+      if constexpr (relu) g = (xc * sc[k] + sh[k] > 0.0f) ? g : f32x16{};
+      store<stream>(dxr + k * simd::lanes, g * va[k] + xc * vb[k] + vc[k]);
+    }
+  }
+}
+
 template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
                                        std::int64_t row_stride, std::int64_t width, const float* mean,
                                        const float* a, const float* b, const float* c, const float* scale,
                                        const float* shift) {
+  std::int64_t k0 = 0;
+  for (; k0 + 4 * simd::lanes <= width; k0 += 4 * simd::lanes)
+    grad_input_rows_vectors<relu, stream, 4>(x + k0, dy + k0, dx + k0, rows, row_stride, mean + k0, a + k0, b + k0,
+                                             c + k0, scale + k0, shift + k0);
+  for (; k0 + simd::lanes <= width; k0 += simd::lanes)
+    grad_input_rows_vectors<relu, stream, 1>(x + k0, dy + k0, dx + k0, rows, row_stride, mean + k0, a + k0, b + k0,
+                                             c + k0, scale + k0, shift + k0);
+  if (k0 == width) return;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * row_stride;
     const float* dyr = dy + r * row_stride;
     float* dxr = dx + r * row_stride;
-    if constexpr (stream) {
-      for (std::int64_t k = 0; k < width; k += simd::lanes) {
-        const f32x16 xc = simd::load(xr + k) - simd::load(mean + k);
-        f32x16 g = simd::load(dyr + k);
-        if constexpr (relu) g = (xc * simd::load(scale + k) + simd::load(shift + k) > 0.0f) ? g : f32x16{};
-        simd::stream(dxr + k, g * simd::load(a + k) + xc * simd::load(b + k) + simd::load(c + k));
-      }
-    } else {
-      for (std::int64_t k = 0; k < width; ++k)
-        dxr[k] = grad_input<relu>(xr[k], dyr[k], mean[k], a[k], b[k], c[k], scale[k], shift[k]);
-    }
+    for (std::int64_t k = k0; k < width; ++k)
+      dxr[k] = grad_input<relu>(xr[k], dyr[k], mean[k], a[k], b[k], c[k], scale[k], shift[k]);
   }
 }
 
