@@ -226,10 +226,7 @@ ExperimentOutput write_batch_size(const BatchSizeResult& result) {
   section.figures.push_back({dir / "batch_size.png",
                              "(a) train - validation accuracy after the last epoch against the batch size; (b), (c) "
                              "the gap epoch by epoch with and without BN."});
-  ExperimentOutput output{"batch-size", dir, dir / "report.html", section};
-  write_file_atomically(output.report,
-                        render_report("bnlab experiment: batch size", "", std::vector<ReportSection>{section}));
-  return output;
+  return detail::write_single_report("batch-size", dir, "bnlab experiment: batch size", std::move(section));
 }
 
 ExperimentOutput run_batch_size(const BatchSizeOptions& options, std::ostream& out) {

@@ -269,10 +269,7 @@ ExperimentOutput write_covariate_shift(const CovariateShiftResult& result) {
   section.figures.push_back({dir / "covariate_shift.png",
                              "(a) test accuracy against training steps; (b), (c) 15th, 50th and 85th percentiles of "
                              "the input to one sigmoid of the last hidden layer, without and with BN."});
-  ExperimentOutput output{"covariate-shift", dir, dir / "report.html", section};
-  write_file_atomically(output.report,
-                        render_report("bnlab experiment: covariate shift", "", std::vector<ReportSection>{section}));
-  return output;
+  return detail::write_single_report("covariate-shift", dir, "bnlab experiment: covariate shift", std::move(section));
 }
 
 ExperimentOutput run_covariate_shift(const CovariateShiftOptions& options, std::ostream& out) {

@@ -10,6 +10,9 @@
 
 #include <fmt/format.h>
 
+#include "bnlab/experiments/experiment.hpp"
+#include "bnlab/experiments/output_files.hpp"
+#include "bnlab/experiments/report.hpp"
 #include "bnlab/experiments/training.hpp"
 
 namespace bnlab::experiments::detail {
@@ -56,6 +59,15 @@ private:
 // A fixed number of decimals for tables ("0.8734"); "diverged"-style text for a missing value.
 inline std::string fixed(double value, int decimals, std::string_view missing = "-") {
   return std::isfinite(value) ? fmt::format("{:.{}f}", value, decimals) : std::string(missing);
+}
+
+// Writes an experiment's own report.html (its one section) and returns what `experiment all`
+// gathers into the combined report.
+inline ExperimentOutput write_single_report(const std::string& name, const std::filesystem::path& dir,
+                                            const std::string& title, ReportSection section) {
+  ExperimentOutput output{name, dir, dir / "report.html", std::move(section)};
+  write_file_atomically(output.report, render_report(title, "", std::vector<ReportSection>{output.section}));
+  return output;
 }
 
 }  // namespace bnlab::experiments::detail

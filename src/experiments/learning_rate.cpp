@@ -258,10 +258,7 @@ ExperimentOutput write_learning_rate(const LearningRateResult& result) {
   section.figures.push_back({dir / "learning_rate.png",
                              "Validation accuracy against training steps: (a) Baseline and the BN networks, (b) the "
                              "same learning rates without BN (dashed). Dotted: the target accuracy."});
-  ExperimentOutput output{"learning-rate", dir, dir / "report.html", section};
-  write_file_atomically(output.report,
-                        render_report("bnlab experiment: learning rate", "", std::vector<ReportSection>{section}));
-  return output;
+  return detail::write_single_report("learning-rate", dir, "bnlab experiment: learning rate", std::move(section));
 }
 
 ExperimentOutput run_learning_rate(const LearningRateOptions& options, std::ostream& out) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <ostream>
 #include <stdexcept>
 
@@ -88,7 +89,7 @@ std::string case_figure_commands(const NormalizeCase& c) {
     text += fmt::format("$img{} << EOD\n", image);
     for (std::int64_t r = 0; r < size; ++r) {
       for (std::int64_t col = 0; col < size; ++col)
-        text += (col ? " " : "") + fmt::format("{}", c.values[image * pixels + r * size + col]);
+        fmt::format_to(std::back_inserter(text), "{}{}", col ? " " : "", c.values[image * pixels + r * size + col]);
       text += "\n";
     }
     text += "EOD\n";
@@ -248,10 +249,7 @@ ExperimentOutput write_normalize(const NormalizeResult& result) {
           "variance 1 per pixel, hence overall. Cases 3a (formula, double) and 3b (bnlab's float kernels) differ by "
           "at most {:.3g}.",
           result.max_abs_difference_3a_3b));
-  ExperimentOutput output{"normalize", dir, dir / "report.html", section};
-  write_file_atomically(output.report,
-                        render_report("bnlab experiment: data normalization", "", std::vector<ReportSection>{section}));
-  return output;
+  return detail::write_single_report("normalize", dir, "bnlab experiment: data normalization", std::move(section));
 }
 
 ExperimentOutput run_normalize(const NormalizeOptions& options, std::ostream& out) {
