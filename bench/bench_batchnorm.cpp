@@ -9,6 +9,7 @@
 //   build/bench/bench_batchnorm [--benchmark_filter=...]     (threads: OMP_NUM_THREADS / BNLAB_THREADS)
 
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <cstdlib>
@@ -17,8 +18,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "bnlab/kernels/batchnorm.hpp"
 #include "bnlab/system.hpp"
@@ -53,11 +52,16 @@ std::map<std::int64_t, double>& probe_floor() {
 struct Buffers {
   bnlab::AlignedBuffer x, y, dy, dx, gamma, beta, mean, inv_std, var, dgamma, dbeta;
   explicit Buffers(const BatchNormShape& s)
-      : x(bnlab::make_aligned_buffer(s.size())), y(bnlab::make_aligned_buffer(s.size())),
-        dy(bnlab::make_aligned_buffer(s.size())), dx(bnlab::make_aligned_buffer(s.size())),
-        gamma(bnlab::make_aligned_buffer(s.channels)), beta(bnlab::make_aligned_buffer(s.channels)),
-        mean(bnlab::make_aligned_buffer(s.channels)), inv_std(bnlab::make_aligned_buffer(s.channels)),
-        var(bnlab::make_aligned_buffer(s.channels)), dgamma(bnlab::make_aligned_buffer(s.channels)),
+      : x(bnlab::make_aligned_buffer(s.size())),
+        y(bnlab::make_aligned_buffer(s.size())),
+        dy(bnlab::make_aligned_buffer(s.size())),
+        dx(bnlab::make_aligned_buffer(s.size())),
+        gamma(bnlab::make_aligned_buffer(s.channels)),
+        beta(bnlab::make_aligned_buffer(s.channels)),
+        mean(bnlab::make_aligned_buffer(s.channels)),
+        inv_std(bnlab::make_aligned_buffer(s.channels)),
+        var(bnlab::make_aligned_buffer(s.channels)),
+        dgamma(bnlab::make_aligned_buffer(s.channels)),
         dbeta(bnlab::make_aligned_buffer(s.channels)) {
     std::mt19937 rng(1);
     std::normal_distribution<float> normal(0.5f, 2.0f);
@@ -81,8 +85,7 @@ void report(benchmark::State& state, const BatchNormShape& s, int passes) {
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
   state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   const auto it = probe_floor().find(s.size());
-  if (it != probe_floor().end())
-    state.counters["copy_GB/s"] = it->second / 1e9;
+  if (it != probe_floor().end()) state.counters["copy_GB/s"] = it->second / 1e9;
   state.counters["threads"] = omp_get_max_threads();
 }
 
@@ -124,7 +127,8 @@ void BM_copy(benchmark::State& state, NamedShape named, bool streaming) {
     state.SetIterationTime(elapsed);
     total += elapsed;
   }
-  const double bandwidth = 2.0 * static_cast<double>(s.size()) * sizeof(float) * static_cast<double>(state.iterations()) / total;
+  const double bandwidth =
+      2.0 * static_cast<double>(s.size()) * sizeof(float) * static_cast<double>(state.iterations()) / total;
   auto& floor = probe_floor()[s.size()];
   floor = std::max(floor, bandwidth);
   report(state, s, 2);
@@ -151,8 +155,8 @@ void BM_forward_inference(benchmark::State& state, NamedShape named) {
 void BM_backward(benchmark::State& state, NamedShape named, FusedActivation act) {
   const auto& s = named.shape;
   Buffers b(s);
-  bnlab::kernels::batchnorm_forward_training(s, b.x.get(), b.gamma.get(), b.beta.get(), 1e-5f, b.y.get(),
-                                             b.mean.get(), b.inv_std.get(), b.var.get());
+  bnlab::kernels::batchnorm_forward_training(s, b.x.get(), b.gamma.get(), b.beta.get(), 1e-5f, b.y.get(), b.mean.get(),
+                                             b.inv_std.get(), b.var.get());
   run_timed(state, s, 5, [&] {
     bnlab::kernels::batchnorm_backward(s, b.x.get(), b.dy.get(), b.gamma.get(), b.beta.get(), b.mean.get(),
                                        b.inv_std.get(), b.dx.get(), b.dgamma.get(), b.dbeta.get(), act);
@@ -169,8 +173,7 @@ void register_all() {
     benchmark::RegisterBenchmark(name("forward_training").c_str(), BM_forward_training, named, FusedActivation::none)
         ->UseManualTime();
     benchmark::RegisterBenchmark(name("forward_inference").c_str(), BM_forward_inference, named)->UseManualTime();
-    benchmark::RegisterBenchmark(name("backward").c_str(), BM_backward, named, FusedActivation::none)
-        ->UseManualTime();
+    benchmark::RegisterBenchmark(name("backward").c_str(), BM_backward, named, FusedActivation::none)->UseManualTime();
     benchmark::RegisterBenchmark(name("forward_training_relu").c_str(), BM_forward_training, named,
                                  FusedActivation::relu)
         ->UseManualTime();

@@ -33,10 +33,14 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--model") model_name = value();
-    else if (arg == "--epochs") epochs = std::atoi(value().c_str());
-    else if (arg == "--threads") omp_set_num_threads(std::atoi(value().c_str()));
-    else if (arg == "--data-dir") data_dir = value();
+    if (arg == "--model")
+      model_name = value();
+    else if (arg == "--epochs")
+      epochs = std::atoi(value().c_str());
+    else if (arg == "--threads")
+      omp_set_num_threads(std::atoi(value().c_str()));
+    else if (arg == "--data-dir")
+      data_dir = value();
     else {
       fmt::print(stderr, "bench_training: unknown argument {}\n", arg);
       return 2;
@@ -67,10 +71,11 @@ int main(int argc, char** argv) {
     const double gemm = t.seconds[0], bn = t.seconds[1];
     const std::int64_t steps = (split.train.size() + 31) / 32;
     fmt::print("epoch {} {:.4f} {:.4f} {:.4f} {:.4f} {}\n", model_name, seconds, gemm, bn, seconds - gemm - bn, steps);
-    fmt::print("  {} epoch {}: {:.3f} s ({:.1f} us/step): GEMM {:.3f} s ({:.0f}%), BatchNorm {:.3f} s ({:.0f}%), "
-               "rest {:.3f} s; loss {:.4f} accuracy {:.4f}\n",
-               model_name, e + 1, seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds,
-               seconds - gemm - bn, history.loss.back(), history.accuracy.back());
+    fmt::print(
+        "  {} epoch {}: {:.3f} s ({:.1f} us/step): GEMM {:.3f} s ({:.0f}%), BatchNorm {:.3f} s ({:.0f}%), "
+        "rest {:.3f} s; loss {:.4f} accuracy {:.4f}\n",
+        model_name, e + 1, seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds,
+        seconds - gemm - bn, history.loss.back(), history.accuracy.back());
   }
   return 0;
 }

@@ -1,8 +1,8 @@
 #include "bnlab/batchnorm.hpp"
 
-#include <stdexcept>
-
 #include <fmt/format.h>
+
+#include <stdexcept>
 
 namespace bnlab {
 
@@ -12,16 +12,20 @@ kernels::BatchNormShape batchnorm_shape_of(const Tensor& x, const char* who) {
   Layout layout = x.layout();
   if (layout == Layout::Plain && x.rank() == 2) layout = Layout::NC;
   switch (layout) {
-    case Layout::NC: shape = {x.dim(0), x.dim(1), 1, Layout::NC}; break;
-    case Layout::NCHW: shape = {x.dim(0), x.dim(1), x.dim(2) * x.dim(3), Layout::NCHW}; break;
-    case Layout::NHWC: shape = {x.dim(0), x.dim(3), x.dim(1) * x.dim(2), Layout::NHWC}; break;
+    case Layout::NC:
+      shape = {x.dim(0), x.dim(1), 1, Layout::NC};
+      break;
+    case Layout::NCHW:
+      shape = {x.dim(0), x.dim(1), x.dim(2) * x.dim(3), Layout::NCHW};
+      break;
+    case Layout::NHWC:
+      shape = {x.dim(0), x.dim(3), x.dim(1) * x.dim(2), Layout::NHWC};
+      break;
     default:
-      throw std::invalid_argument(fmt::format(
-          "{}: x has shape {} and layout {}; expected NC (N, C), NCHW or NHWC", who, x.shape_string(),
-          to_string(x.layout())));
+      throw std::invalid_argument(fmt::format("{}: x has shape {} and layout {}; expected NC (N, C), NCHW or NHWC", who,
+                                              x.shape_string(), to_string(x.layout())));
   }
-  if (x.empty())
-    throw std::invalid_argument(fmt::format("{}: x of shape {} is empty", who, x.shape_string()));
+  if (x.empty()) throw std::invalid_argument(fmt::format("{}: x of shape {} is empty", who, x.shape_string()));
   return shape;
 }
 
@@ -46,9 +50,8 @@ BatchNormTrainingOutput batch_norm_training(const Tensor& x, const Tensor& gamma
   check_per_channel(beta, "beta", shape.channels, who, true);
   BatchNormTrainingOutput out{Tensor(x.shape(), x.layout()), Tensor({shape.channels}), Tensor({shape.channels}),
                               Tensor({shape.channels})};
-  kernels::batchnorm_forward_training(shape, x.data(), data_or_null(gamma), data_or_null(beta), epsilon,
-                                      out.y.data(), out.mean.data(), out.inv_std.data(), out.variance.data(),
-                                      activation);
+  kernels::batchnorm_forward_training(shape, x.data(), data_or_null(gamma), data_or_null(beta), epsilon, out.y.data(),
+                                      out.mean.data(), out.inv_std.data(), out.variance.data(), activation);
   return out;
 }
 
@@ -81,9 +84,8 @@ BatchNormGradients batch_norm_backward(const Tensor& x, const Tensor& dy, const 
   BatchNormGradients g{Tensor(x.shape(), x.layout()), {}, {}};
   if (gamma.defined()) g.dgamma = Tensor({shape.channels});
   if (beta.defined()) g.dbeta = Tensor({shape.channels});
-  kernels::batchnorm_backward(shape, x.data(), dy.data(), data_or_null(gamma), data_or_null(beta),
-                              saved_mean.data(), saved_inv_std.data(), g.dx.data(),
-                              g.dgamma.defined() ? g.dgamma.data() : nullptr,
+  kernels::batchnorm_backward(shape, x.data(), dy.data(), data_or_null(gamma), data_or_null(beta), saved_mean.data(),
+                              saved_inv_std.data(), g.dx.data(), g.dgamma.defined() ? g.dgamma.data() : nullptr,
                               g.dbeta.defined() ? g.dbeta.data() : nullptr, activation);
   return g;
 }

@@ -1,11 +1,10 @@
 #include "bnlab/system.hpp"
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <fstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "kernels/batchnorm_loops.hpp"
 

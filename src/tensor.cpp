@@ -1,21 +1,25 @@
 #include "bnlab/tensor.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 
-#include <fmt/format.h>
-
 namespace bnlab {
 
 std::string to_string(Layout layout) {
   switch (layout) {
-    case Layout::Plain: return "plain";
-    case Layout::NC: return "NC";
-    case Layout::NCHW: return "NCHW";
-    case Layout::NHWC: return "NHWC";
+    case Layout::Plain:
+      return "plain";
+    case Layout::NC:
+      return "NC";
+    case Layout::NCHW:
+      return "NCHW";
+    case Layout::NHWC:
+      return "NHWC";
   }
   return "unknown";
 }
@@ -84,8 +88,8 @@ Tensor Tensor::full(const std::vector<std::int64_t>& shape, float value, Layout 
 Tensor Tensor::from(const std::vector<std::int64_t>& shape, const std::vector<float>& values, Layout layout) {
   Tensor t(shape, layout);
   if (static_cast<std::int64_t>(values.size()) != t.size())
-    throw std::invalid_argument(
-        fmt::format("Tensor::from: {} values given for shape {} ({} elements)", values.size(), t.shape_string(), t.size()));
+    throw std::invalid_argument(fmt::format("Tensor::from: {} values given for shape {} ({} elements)", values.size(),
+                                            t.shape_string(), t.size()));
   std::copy(values.begin(), values.end(), t.data_);
   return t;
 }
@@ -103,9 +107,12 @@ std::int64_t Tensor::batch() const {
 std::int64_t Tensor::channels() const {
   switch (layout_) {
     case Layout::NC:
-    case Layout::NCHW: return shape_[1];
-    case Layout::NHWC: return shape_[3];
-    default: throw std::logic_error("Tensor::channels: a plain tensor has no channel dimension");
+    case Layout::NCHW:
+      return shape_[1];
+    case Layout::NHWC:
+      return shape_[3];
+    default:
+      throw std::logic_error("Tensor::channels: a plain tensor has no channel dimension");
   }
 }
 std::int64_t Tensor::height() const {
@@ -122,8 +129,8 @@ std::int64_t Tensor::width() const {
 Tensor Tensor::reshape(const std::vector<std::int64_t>& shape, Layout layout) const {
   const std::int64_t size = checked_size(shape);
   if (size != size_)
-    throw std::invalid_argument(fmt::format("Tensor::reshape: cannot view {} ({} elements) as {} elements",
-                                            shape_string(), size_, size));
+    throw std::invalid_argument(
+        fmt::format("Tensor::reshape: cannot view {} ({} elements) as {} elements", shape_string(), size_, size));
   check_layout_rank(layout, static_cast<int>(shape.size()));
   Tensor view = *this;
   view.rank_ = static_cast<int>(shape.size());

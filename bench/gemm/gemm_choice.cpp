@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--repetitions") == 0) repetitions = std::atoi(argv[++i]);
   std::printf("%s\n", bnlab::system_description().c_str());
   std::vector<float> A(784 * 300), B(784 * 300), C(784 * 784);
-  for (std::size_t i = 0; i < A.size(); ++i) A[i] = static_cast<float>(i % 17) * 0.01f, B[i] = static_cast<float>(i % 13) * 0.02f;
+  for (std::size_t i = 0; i < A.size(); ++i)
+    A[i] = static_cast<float>(i % 17) * 0.01f, B[i] = static_cast<float>(i % 13) * 0.02f;
 
   auto openblas = [](bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c,
                      int ldc) {
@@ -94,8 +95,8 @@ int main(int argc, char** argv) {
       const double t_dn = time_tiled(s, repetitions, A.data(), B.data(), C.data(), onednn);
       total_openblas += t_ob;
       total_onednn += t_dn;
-      std::printf("threads %d  %-26s openblas %8.2f us %6.1f GFLOP/s   onednn %8.2f us %6.1f GFLOP/s\n", threads, s.name,
-                  t_ob * 1e6, flop / t_ob * 1e-9, t_dn * 1e6, flop / t_dn * 1e-9);
+      std::printf("threads %d  %-26s openblas %8.2f us %6.1f GFLOP/s   onednn %8.2f us %6.1f GFLOP/s\n", threads,
+                  s.name, t_ob * 1e6, flop / t_ob * 1e-9, t_dn * 1e6, flop / t_dn * 1e-9);
     }
     std::printf("threads %d  one MLP step's GEMMs: openblas %.1f us, onednn %.1f us\n", threads, total_openblas * 1e6,
                 total_onednn * 1e6);

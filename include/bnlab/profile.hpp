@@ -25,7 +25,7 @@ Totals totals();
 void add(Section section, double seconds);
 
 class Scope {
-public:
+ public:
   explicit Scope(Section section) : section_(section), active_(enabled()) {
     if (active_) start_ = std::chrono::steady_clock::now();
   }
@@ -35,7 +35,7 @@ public:
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
 
-private:
+ private:
   Section section_;
   bool active_;
   std::chrono::steady_clock::time_point start_;

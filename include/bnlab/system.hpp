@@ -6,9 +6,9 @@
 
 namespace bnlab {
 
-std::string cpu_model();             // "AMD EPYC 9B45", from /proc/cpuinfo; "unknown" elsewhere
+std::string cpu_model();               // "AMD EPYC 9B45", from /proc/cpuinfo; "unknown" elsewhere
 std::string kernel_instruction_set();  // "avx512f", "avx2" or "x86-64"
-int thread_count();                   // omp_get_max_threads()
-std::string system_description();     // one line with all of the above
+int thread_count();                    // omp_get_max_threads()
+std::string system_description();      // one line with all of the above
 
 }  // namespace bnlab

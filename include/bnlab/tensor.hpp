@@ -23,7 +23,7 @@ enum class Layout { Plain, NC, NCHW, NHWC };
 std::string to_string(Layout layout);
 
 class Tensor {
-public:
+ public:
   static constexpr int max_rank = 4;
   static constexpr std::size_t alignment = 64;
 
@@ -60,7 +60,7 @@ public:
   // Views without copies.
   Tensor reshape(const std::vector<std::int64_t>& shape, Layout layout = Layout::Plain) const;
   Tensor slice_batch(std::int64_t begin, std::int64_t end) const;  // rows [begin, end) of dim 0
-  Tensor with_layout(Layout layout) const;                          // same data, layout renamed
+  Tensor with_layout(Layout layout) const;                         // same data, layout renamed
 
   Tensor clone() const;
   void fill(float value);
@@ -68,7 +68,7 @@ public:
 
   std::string shape_string() const;  // "(32, 300)"
 
-private:
+ private:
   std::shared_ptr<float> storage_;
   float* data_ = nullptr;
   std::array<std::int64_t, max_rank> shape_{};

@@ -1,11 +1,11 @@
 #include "bnlab/kernels/batchnorm.hpp"
 
+#include <fmt/format.h>
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
-
-#include <fmt/format.h>
-#include <immintrin.h>
 
 #include "bnlab/profile.hpp"
 #include "kernels/batchnorm_loops.hpp"
@@ -34,18 +34,22 @@ constexpr double pivot_tolerance = 16.0;
 // the thread count, so the order of every floating-point addition is fixed by the shape.
 struct Plan {
   std::int64_t N, C, S, m;
-  bool row_order;      // NC, NHWC: channel innermost
-  std::int64_t rows;   // N*S rows of C floats (row order)
-  std::int64_t groups; // reduction groups per channel: row ranges (row order) or sample ranges (NCHW)
+  bool row_order;       // NC, NHWC: channel innermost
+  std::int64_t rows;    // N*S rows of C floats (row order)
+  std::int64_t groups;  // reduction groups per channel: row ranges (row order) or sample ranges (NCHW)
   bool parallel;
-  bool stream;       // non-temporal stores for the output
+  bool stream;  // non-temporal stores for the output
   // NCHW with enough channels: one task per channel computes its statistics and then its
   // output, so the second read of the channel comes from cache, not memory.
   bool per_channel;
 
   explicit Plan(const BatchNormShape& shape)
-      : N(shape.batch), C(shape.channels), S(shape.spatial), m(shape.batch * shape.spatial),
-        row_order(shape.layout != Layout::NCHW), rows(shape.batch * shape.spatial) {
+      : N(shape.batch),
+        C(shape.channels),
+        S(shape.spatial),
+        m(shape.batch * shape.spatial),
+        row_order(shape.layout != Layout::NCHW),
+        rows(shape.batch * shape.spatial) {
     if (row_order) {
       groups = std::clamp<std::int64_t>(rows / 512, 1, 8);
     } else {
@@ -68,13 +72,14 @@ struct Plan {
 
 void check_shape(const BatchNormShape& shape, const char* who) {
   if (shape.layout != Layout::NC && shape.layout != Layout::NCHW && shape.layout != Layout::NHWC)
-    throw std::invalid_argument(fmt::format("{}: layout {} is not one of NC, NCHW, NHWC", who, to_string(shape.layout)));
+    throw std::invalid_argument(
+        fmt::format("{}: layout {} is not one of NC, NCHW, NHWC", who, to_string(shape.layout)));
   if (shape.batch < 0 || shape.channels < 0 || shape.spatial < 0)
-    throw std::invalid_argument(fmt::format("{}: negative dimension (N={}, C={}, H*W={})", who, shape.batch,
-                                            shape.channels, shape.spatial));
+    throw std::invalid_argument(
+        fmt::format("{}: negative dimension (N={}, C={}, H*W={})", who, shape.batch, shape.channels, shape.spatial));
   if (shape.batch == 0 || shape.channels == 0 || shape.spatial == 0)
-    throw std::invalid_argument(fmt::format("{}: input is empty (N={}, C={}, H*W={})", who, shape.batch,
-                                            shape.channels, shape.spatial));
+    throw std::invalid_argument(
+        fmt::format("{}: input is empty (N={}, C={}, H*W={})", who, shape.batch, shape.channels, shape.spatial));
   if (shape.layout == Layout::NC && shape.spatial != 1)
     throw std::invalid_argument(fmt::format("{}: layout NC has no spatial extent, got H*W={}", who, shape.spatial));
 }
@@ -180,9 +185,8 @@ void for_each_block_part(const Plan& plan, std::int64_t width, RowsTask rows_tas
   if (plan.row_order) {
     constexpr std::int64_t rows_per_task = 64;
     const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
-    run_tasks(plan, tasks, plan.stream, [&](std::int64_t t) {
-      rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task));
-    });
+    run_tasks(plan, tasks, plan.stream,
+              [&](std::int64_t t) { rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task)); });
   } else {
     run_tasks(plan, plan.N * width, plan.stream, [&](std::int64_t t) { plane_task(t / width, t % width); });
   }
@@ -196,10 +200,6 @@ void for_each_channel(const Plan& plan, ChannelTask channel_task) {
 
 float value_or(const float* p, std::int64_t i, float fallback) { return p ? p[i] : fallback; }
 
-}  // namespace
-
-namespace {
-
 // The statistics of one channel from its moments about `pivot`, and the constants of its
 // output: y = ((x - pivot) - centered_mean) * scale + shift.
 struct ChannelStatistics {
@@ -211,8 +211,8 @@ ChannelStatistics finish_statistics(double sum, double sum_sq, double m, float p
   const double d = sum / m;
   const double var = std::max(sum_sq / m - d * d, 0.0);  // NaN passes through max
   const double inv_std = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
-  return {static_cast<float>(pivot + d), static_cast<float>(inv_std), static_cast<float>(var),
-          static_cast<float>(d), static_cast<float>(gamma * inv_std), beta};
+  return {static_cast<float>(pivot + d), static_cast<float>(inv_std),         static_cast<float>(var),
+          static_cast<float>(d),         static_cast<float>(gamma * inv_std), beta};
 }
 
 // A pivot far from the mean (measured in standard deviations) would make the variance a
@@ -255,9 +255,10 @@ void store_statistics(const ChannelStatistics& st, std::int64_t c, float* saved_
 
 }  // namespace
 
-BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma, const float* beta,
-                                float epsilon, float* y, float* saved_mean, float* saved_inv_std,
-                                float* batch_variance, FusedActivation activation) {
+BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma,
+                                                   const float* beta, float epsilon, float* y, float* saved_mean,
+                                                   float* saved_inv_std, float* batch_variance,
+                                                   FusedActivation activation) {
   constexpr const char* who = "batchnorm_forward_training";
   const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
@@ -286,8 +287,8 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
         pivot = static_cast<float>(pivot + sum / m);
         moments(pivot, sum, sum_sq);
       }
-      const auto st = finish_statistics(sum, sum_sq, m, pivot, epsilon, value_or(gamma, c, 1.0f),
-                                        value_or(beta, c, 0.0f));
+      const auto st =
+          finish_statistics(sum, sum_sq, m, pivot, epsilon, value_or(gamma, c, 1.0f), value_or(beta, c, 0.0f));
       store_statistics(st, c, saved_mean, saved_inv_std, batch_variance);
       for (std::int64_t n = 0; n < plan.N; ++n) {
         const std::int64_t offset = (n * plan.C + c) * plan.S;
@@ -324,8 +325,7 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
       saved_inv_std[c0 + c] = static_cast<float>(inv_std[c]);
       if (batch_variance) batch_variance[c0 + c] = static_cast<float>(var);
     }
-    for (std::int64_t c = 0; c < width; ++c)
-      scale[c] = static_cast<float>((gamma ? gamma[c0 + c] : 1.0f) * inv_std[c]);
+    for (std::int64_t c = 0; c < width; ++c) scale[c] = static_cast<float>((gamma ? gamma[c0 + c] : 1.0f) * inv_std[c]);
     if (beta)
       std::copy(beta + c0, beta + c0 + width, shift);
     else
@@ -347,8 +347,8 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
 }
 
 BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, const float* mean,
-                                 const float* variance, const float* gamma, const float* beta, float epsilon, float* y,
-                                 FusedActivation activation) {
+                                                    const float* variance, const float* gamma, const float* beta,
+                                                    float epsilon, float* y, FusedActivation activation) {
   constexpr const char* who = "batchnorm_forward_inference";
   const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
@@ -398,10 +398,10 @@ struct InputGradient {
 // The backward of both forwards: per channel, the sums of dy' and dy' * (x - mean), then
 // dx = dy' * a + (x - mean) * b + c with a, b, c from `coefficients`.
 template <class Coefficients>
-void backward_common(const char* who, const BatchNormShape& shape, const float* x, const float* dy,
-                     const float* gamma, const float* beta, const float* mean, const float* inv_std_in,
-                     const float* variance, float epsilon, float* dx, float* dgamma, float* dbeta,
-                     FusedActivation activation, bool need_sums, Coefficients coefficients) {
+void backward_common(const char* who, const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
+                     const float* beta, const float* mean, const float* inv_std_in, const float* variance,
+                     float epsilon, float* dx, float* dgamma, float* dbeta, FusedActivation activation, bool need_sums,
+                     Coefficients coefficients) {
   check_pointer(x, "x", who);
   check_pointer(dy, "dy", who);
   check_pointer(dx, "dx", who);
@@ -410,8 +410,8 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
   need_sums = need_sums || dgamma || dbeta;
 
   auto channel = [&](std::int64_t c) {
-    const double inv_std = inv_std_in ? static_cast<double>(inv_std_in[c])
-                                      : 1.0 / std::sqrt(static_cast<double>(variance[c]) + epsilon);
+    const double inv_std =
+        inv_std_in ? static_cast<double>(inv_std_in[c]) : 1.0 / std::sqrt(static_cast<double>(variance[c]) + epsilon);
     return BackwardChannel{mean[c], static_cast<float>(value_or(gamma, c, 1.0f) * inv_std), value_or(beta, c, 0.0f),
                            inv_std};
   };
@@ -461,13 +461,11 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
           plan, width, sum_dy, sum_dy_xc,
           [&](std::int64_t r0, std::int64_t r1, double* pa, double* pb) {
             const std::int64_t offset = r0 * plan.C + c0;
-            loops::grad_sums_rows(x + offset, dy + offset, r1 - r0, plan.C, width, mean_b, scale, shift, relu, pa,
-                                  pb);
+            loops::grad_sums_rows(x + offset, dy + offset, r1 - r0, plan.C, width, mean_b, scale, shift, relu, pa, pb);
           },
           [&](std::int64_t n, std::int64_t c, double& pa, double& pb) {
             const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
-            loops::grad_sums_contiguous(x + offset, dy + offset, plan.S, mean_b[c], scale[c], shift[c], relu, pa,
-                                        pb);
+            loops::grad_sums_contiguous(x + offset, dy + offset, plan.S, mean_b[c], scale[c], shift[c], relu, pa, pb);
           });
     } else {
       std::fill(sum_dy, sum_dy + width, 0.0);
@@ -496,28 +494,29 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
 
 }  // namespace
 
-BNLAB_MULTIVERSION void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
-                        const float* beta, const float* saved_mean, const float* saved_inv_std, float* dx,
-                        float* dgamma, float* dbeta, FusedActivation activation) {
+BNLAB_MULTIVERSION void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy,
+                                           const float* gamma, const float* beta, const float* saved_mean,
+                                           const float* saved_inv_std, float* dx, float* dgamma, float* dbeta,
+                                           FusedActivation activation) {
   constexpr const char* who = "batchnorm_backward";
   const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
   check_training_count(shape, who);
   check_pointer(saved_mean, "saved_mean", who);
   check_pointer(saved_inv_std, "saved_inv_std", who);
-  backward_common(who, shape, x, dy, gamma, beta, saved_mean, saved_inv_std, nullptr, 1.0f, dx, dgamma, dbeta,
-                  activation, true,
-                  [](double g, double inv_std, double sum_dy, double sum_dy_xc, double m, double& a, double& b,
-                     double& c) {
-                    a = g * inv_std;
-                    b = -g * inv_std * inv_std * inv_std * sum_dy_xc / m;
-                    c = -g * inv_std * sum_dy / m;
-                  });
+  backward_common(
+      who, shape, x, dy, gamma, beta, saved_mean, saved_inv_std, nullptr, 1.0f, dx, dgamma, dbeta, activation, true,
+      [](double g, double inv_std, double sum_dy, double sum_dy_xc, double m, double& a, double& b, double& c) {
+        a = g * inv_std;
+        b = -g * inv_std * inv_std * inv_std * sum_dy_xc / m;
+        c = -g * inv_std * sum_dy / m;
+      });
 }
 
-BNLAB_MULTIVERSION void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy, const float* mean,
-                                  const float* variance, const float* gamma, const float* beta, float epsilon,
-                                  float* dx, float* dgamma, float* dbeta, FusedActivation activation) {
+BNLAB_MULTIVERSION void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy,
+                                                     const float* mean, const float* variance, const float* gamma,
+                                                     const float* beta, float epsilon, float* dx, float* dgamma,
+                                                     float* dbeta, FusedActivation activation) {
   constexpr const char* who = "batchnorm_backward_inference";
   const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
@@ -557,15 +556,14 @@ void update_moving_statistics_keras(std::int64_t channels, const float* batch_me
   }
 }
 
-void update_running_statistics_pytorch(std::int64_t channels, std::int64_t count_per_channel,
-                                       const float* batch_mean, const float* batch_variance,
-                                       std::optional<float> momentum, std::int64_t num_batches_tracked,
-                                       float* running_mean, float* running_var) {
+void update_running_statistics_pytorch(std::int64_t channels, std::int64_t count_per_channel, const float* batch_mean,
+                                       const float* batch_variance, std::optional<float> momentum,
+                                       std::int64_t num_batches_tracked, float* running_mean, float* running_var) {
   constexpr const char* who = "update_running_statistics_pytorch";
   check_channels(channels, who);
   if (count_per_channel < 2)
-    throw std::invalid_argument(fmt::format(
-        "{}: the unbiased variance needs more than 1 value per channel, got {}", who, count_per_channel));
+    throw std::invalid_argument(
+        fmt::format("{}: the unbiased variance needs more than 1 value per channel, got {}", who, count_per_channel));
   if (momentum) check_momentum(*momentum, who);
   if (!momentum && num_batches_tracked < 1)
     throw std::invalid_argument(fmt::format(

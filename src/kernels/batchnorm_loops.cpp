@@ -65,8 +65,8 @@ BNLAB_INLINE void fold_into(f32x16 v, double* total) {
 // Each channel's order of additions is the same as the scalar remainder loop's below: rows in
 // order within a fold, then the fold into double.
 template <int K>
-BNLAB_INLINE void moments_rows_vectors(const float* x, std::int64_t rows, std::int64_t row_stride,
-                                       const float* pivot, double* sum, double* sum_sq) {
+BNLAB_INLINE void moments_rows_vectors(const float* x, std::int64_t rows, std::int64_t row_stride, const float* pivot,
+                                       double* sum, double* sum_sq) {
   f32x16 p[K];
 #pragma GCC unroll 4
   for (int k = 0; k < K; ++k) p[k] = simd::load(pivot + k * simd::lanes);
@@ -150,8 +150,8 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
 }
 
 BNLAB_MULTIVERSION void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot,
-                                                  float centered_mean, float scale, float shift, bool relu,
-                                                  bool stream, std::int64_t next_plane) {
+                                                  float centered_mean, float scale, float shift, bool relu, bool stream,
+                                                  std::int64_t next_plane) {
   if (relu && stream)
     normalize_contiguous_body<true, true>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
   else if (relu)
@@ -238,9 +238,8 @@ BNLAB_MULTIVERSION void normalize_rows_impl(const float* x, float* y, std::int64
 }
 
 template <bool relu>
-BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std::int64_t len, float mean,
-                                            float scale, float shift, double& sum_dy, double& sum_dy_xc,
-                                            std::int64_t next_plane) {
+BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std::int64_t len, float mean, float scale,
+                                            float shift, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
   const f32x16 m = simd::broadcast(mean), sc = simd::broadcast(scale), sh = simd::broadcast(shift);
   f64x8 a_low{}, a_high{}, b_low{}, b_high{};
   std::int64_t i = 0;
@@ -349,10 +348,9 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
   }
 }
 
-BNLAB_MULTIVERSION void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows,
-                                            std::int64_t row_stride, std::int64_t width, const float* mean,
-                                            const float* scale, const float* shift, bool relu, double* sum_dy,
-                                            double* sum_dy_xc) {
+BNLAB_MULTIVERSION void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
+                                            std::int64_t width, const float* mean, const float* scale,
+                                            const float* shift, bool relu, double* sum_dy, double* sum_dy_xc) {
   if (relu)
     grad_sums_rows_body<true>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc);
   else
@@ -367,12 +365,13 @@ BNLAB_INLINE float grad_input(float x, float dy, float mean, float a, float b, f
 }
 
 template <bool relu, bool stream>
-BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, float* dx, std::int64_t len,
-                                             float mean, float a, float b, float c, float scale, float shift,
+BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, float* dx, std::int64_t len, float mean,
+                                             float a, float b, float c, float scale, float shift,
                                              std::int64_t next_plane) {
   std::int64_t i = 0;
   if constexpr (stream) {
-    for (; i < len && !simd::line_aligned(dx + i); ++i) dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
+    for (; i < len && !simd::line_aligned(dx + i); ++i)
+      dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
     const f32x16 m = simd::broadcast(mean), va = simd::broadcast(a), vb = simd::broadcast(b), vc = simd::broadcast(c),
                  sc = simd::broadcast(scale), sh = simd::broadcast(shift);
     for (; i + simd::lanes <= len; i += simd::lanes) {
@@ -432,9 +431,8 @@ BNLAB_INLINE void grad_input_rows_vectors(const float* x, const float* dy, float
 
 template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
-                                       std::int64_t row_stride, std::int64_t width, const float* mean,
-                                       const float* a, const float* b, const float* c, const float* scale,
-                                       const float* shift) {
+                                       std::int64_t row_stride, std::int64_t width, const float* mean, const float* a,
+                                       const float* b, const float* c, const float* scale, const float* shift) {
   std::int64_t k0 = 0;
   for (; k0 + 4 * simd::lanes <= width; k0 += 4 * simd::lanes)
     grad_input_rows_vectors<relu, stream, 4>(x + k0, dy + k0, dx + k0, rows, row_stride, mean + k0, a + k0, b + k0,
@@ -473,8 +471,8 @@ void moments_contiguous(const float* x, std::int64_t len, float pivot, double& s
                         std::int64_t next_plane) {
   moments_contiguous_impl(x, len, pivot, sum, sum_sq, next_plane);
 }
-void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                  const float* pivot, double* sum, double* sum_sq) {
+void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width, const float* pivot,
+                  double* sum, double* sum_sq) {
   moments_rows_impl(x, rows, row_stride, width, pivot, sum, sum_sq);
 }
 void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
@@ -482,22 +480,21 @@ void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivo
   normalize_contiguous_impl(x, y, len, pivot, centered_mean, scale, shift, relu, stream, next_plane);
 }
 void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                    const float* pivot, const float* centered_mean, const float* scale, const float* shift,
-                    bool relu, bool stream) {
+                    const float* pivot, const float* centered_mean, const float* scale, const float* shift, bool relu,
+                    bool stream) {
   normalize_rows_impl(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift, relu, stream);
 }
 void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
                           bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
   grad_sums_contiguous_impl(x, dy, len, mean, scale, shift, relu, sum_dy, sum_dy_xc, next_plane);
 }
-void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
-                    std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
-                    double* sum_dy, double* sum_dy_xc) {
+void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                    const float* mean, const float* scale, const float* shift, bool relu, double* sum_dy,
+                    double* sum_dy_xc) {
   grad_sums_rows_impl(x, dy, rows, row_stride, width, mean, scale, shift, relu, sum_dy, sum_dy_xc);
 }
-void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a,
-                           float b, float c, float scale, float shift, bool relu, bool stream,
-                           std::int64_t next_plane) {
+void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a, float b,
+                           float c, float scale, float shift, bool relu, bool stream, std::int64_t next_plane) {
   grad_input_contiguous_impl(x, dy, dx, len, mean, a, b, c, scale, shift, relu, stream, next_plane);
 }
 void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,

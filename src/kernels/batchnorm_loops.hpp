@@ -25,31 +25,30 @@ namespace bnlab::kernels::loops {
 // Moments about a pivot: sum += sum(x - pivot), sum_sq += sum((x - pivot)^2).
 void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
                         std::int64_t next_plane = 0);
-void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                  const float* pivot, double* sum, double* sum_sq);
+void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width, const float* pivot,
+                  double* sum, double* sum_sq);
 
 // stream: write the output with non-temporal stores where whole 64-byte lines allow (the caller
 // sets it for outputs too large to stay in cache, and fences before the output is read).
 // y = act(((x - pivot) - centered_mean) * scale + shift). Subtracting the pivot first keeps
 // the float32 result exact when the mean is large against the spread (mean 1e4, std 0.1).
-void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean,
-                          float scale, float shift, bool relu, bool stream, std::int64_t next_plane = 0);
+void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
+                          float shift, bool relu, bool stream, std::int64_t next_plane = 0);
 void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                    const float* pivot, const float* centered_mean, const float* scale, const float* shift,
-                    bool relu, bool stream);
+                    const float* pivot, const float* centered_mean, const float* scale, const float* shift, bool relu,
+                    bool stream);
 
 // Backward sums: sum_dy += sum(dy'), sum_dy_xc += sum(dy' * (x - mean)), where dy' is dy masked
 // by (x - mean) * scale + shift > 0 when relu is set.
-void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale,
-                          float shift, bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane = 0);
-void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
-                    std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
-                    double* sum_dy, double* sum_dy_xc);
+void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
+                          bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane = 0);
+void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                    const float* mean, const float* scale, const float* shift, bool relu, double* sum_dy,
+                    double* sum_dy_xc);
 
 // dx = dy' * a + (x - mean) * b + c  (dy' as above; scale and shift only serve the mask).
-void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean,
-                           float a, float b, float c, float scale, float shift, bool relu, bool stream,
-                           std::int64_t next_plane = 0);
+void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a, float b,
+                           float c, float scale, float shift, bool relu, bool stream, std::int64_t next_plane = 0);
 void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
                      std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
                      const float* scale, const float* shift, bool relu, bool stream);

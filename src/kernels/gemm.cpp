@@ -1,12 +1,11 @@
 #include "bnlab/kernels/gemm.hpp"
 
+#include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 #include "bnlab/profile.hpp"
 
@@ -51,9 +50,8 @@ GemmTiling gemm_tiling(std::int64_t M, std::int64_t N, std::int64_t K) {
   return t;
 }
 
-void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,
-          float alpha, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
-          float beta, float* C, std::int64_t ldc) {
+void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+          const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
   const profile::Scope timed(profile::Section::gemm);
   to_blas(M, "M");
   to_blas(N, "N");
@@ -99,8 +97,8 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
                                          static_cast<int>(failure), M, N, K));
 }
 
-void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K,
-          float alpha, const float* A, const float* B, float beta, float* C) {
+void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+          const float* A, const float* B, float beta, float* C) {
   // BLAS wants a leading dimension of at least 1 even for an empty operand.
   const std::int64_t lda = std::max<std::int64_t>(transpose_a ? M : K, 1);
   const std::int64_t ldb = std::max<std::int64_t>(transpose_b ? K : N, 1);

@@ -1,9 +1,9 @@
 #include "kernels/memory_probe.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <immintrin.h>
 
 namespace bnlab::bench {
 namespace {

@@ -6,10 +6,10 @@
 // reductions (split by the compiler into however many registers the width has), and
 // -ffp-contract=off keeps FMA from changing the rounding in the wider versions only.
 
+#include <immintrin.h>
+
 #include <cstdint>
 #include <cstring>
-
-#include <immintrin.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(BNLAB_NO_MULTIVERSION)
 #define BNLAB_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))

@@ -177,8 +177,8 @@ TEST(BatchNormMovingStatistics, KerasConvention) {
 TEST(BatchNormMovingStatistics, PyTorchConventionUsesUnbiasedVariance) {
   std::vector<float> running_mean = {0.0f}, running_var = {1.0f};
   const std::vector<float> batch_mean = {3.0f}, batch_var = {2.0f};  // biased, m = 5
-  kernels::update_running_statistics_pytorch(1, 5, batch_mean.data(), batch_var.data(), 0.1f, 1,
-                                             running_mean.data(), running_var.data());
+  kernels::update_running_statistics_pytorch(1, 5, batch_mean.data(), batch_var.data(), 0.1f, 1, running_mean.data(),
+                                             running_var.data());
   EXPECT_FLOAT_EQ(running_mean[0], 0.9f * 0.0f + 0.1f * 3.0f);
   EXPECT_NEAR(running_var[0], 0.9 * 1.0 + 0.1 * 2.0 * 5.0 / 4.0, 1e-6);
 }
@@ -284,8 +284,8 @@ TEST(BatchNormDeterminism, SameBitsForEveryThreadCount) {
                                           stats + 2 * C, FusedActivation::relu);
       kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), stats, stats + C, dx,
                                   stats + 3 * C, stats + 4 * C);
-      kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), stats, stats + C, dx_relu,
-                                  nullptr, nullptr, FusedActivation::relu);
+      kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), stats, stats + C, dx_relu, nullptr,
+                                  nullptr, FusedActivation::relu);
       return out;
     };
     const auto one = run(1), two = run(2), three = run(3), again = run(2);
@@ -300,42 +300,71 @@ TEST(BatchNormBadInput, KernelsNameTheArgument) {
   const std::vector<float> x(16, 1.0f);
   std::vector<float> y(16), mean(4), inv(4), var(4);
   using kernels::batchnorm_forward_training;
-  expect_invalid([&] { batchnorm_forward_training({0, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
-                                                  mean.data(), inv.data(), nullptr); },
-                 {"empty", "N=0"});
-  expect_invalid([&] { batchnorm_forward_training({4, -1, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
-                                                  mean.data(), inv.data(), nullptr); },
-                 {"negative"});
-  expect_invalid([&] { batchnorm_forward_training({1, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
-                                                  mean.data(), inv.data(), nullptr); },
-                 {"more than 1 value per channel", "N=1"});
-  expect_invalid([&] { batchnorm_forward_training({1, 4, 1, Layout::NCHW}, x.data(), nullptr, nullptr, 1e-3f,
-                                                  y.data(), mean.data(), inv.data(), nullptr); },
-                 {"more than 1 value per channel"});
+  expect_invalid(
+      [&] {
+        batchnorm_forward_training({0, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(),
+                                   inv.data(), nullptr);
+      },
+      {"empty", "N=0"});
+  expect_invalid(
+      [&] {
+        batchnorm_forward_training({4, -1, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(),
+                                   inv.data(), nullptr);
+      },
+      {"negative"});
+  expect_invalid(
+      [&] {
+        batchnorm_forward_training({1, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(),
+                                   inv.data(), nullptr);
+      },
+      {"more than 1 value per channel", "N=1"});
+  expect_invalid(
+      [&] {
+        batchnorm_forward_training({1, 4, 1, Layout::NCHW}, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(),
+                                   inv.data(), nullptr);
+      },
+      {"more than 1 value per channel"});
   for (float eps : {0.0f, -1e-3f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()})
-    expect_invalid([&] { batchnorm_forward_training({4, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, eps, y.data(),
-                                                    mean.data(), inv.data(), nullptr); },
-                   {"epsilon"});
-  expect_invalid([&] { batchnorm_forward_training({4, 4, 1, Layout::NC}, nullptr, nullptr, nullptr, 1e-3f, y.data(),
-                                                  mean.data(), inv.data(), nullptr); },
-                 {"x is null"});
-  expect_invalid([&] { batchnorm_forward_training({4, 2, 2, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(),
-                                                  mean.data(), inv.data(), nullptr); },
-                 {"NC has no spatial extent"});
-  expect_invalid([&] { kernels::batchnorm_forward_inference({4, 4, 1, Layout::NC}, x.data(), mean.data(), nullptr,
-                                                            nullptr, nullptr, 1e-3f, y.data()); },
-                 {"variance is null"});
+    expect_invalid(
+        [&] {
+          batchnorm_forward_training({4, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, eps, y.data(), mean.data(),
+                                     inv.data(), nullptr);
+        },
+        {"epsilon"});
+  expect_invalid(
+      [&] {
+        batchnorm_forward_training({4, 4, 1, Layout::NC}, nullptr, nullptr, nullptr, 1e-3f, y.data(), mean.data(),
+                                   inv.data(), nullptr);
+      },
+      {"x is null"});
+  expect_invalid(
+      [&] {
+        batchnorm_forward_training({4, 2, 2, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(),
+                                   inv.data(), nullptr);
+      },
+      {"NC has no spatial extent"});
+  expect_invalid(
+      [&] {
+        kernels::batchnorm_forward_inference({4, 4, 1, Layout::NC}, x.data(), mean.data(), nullptr, nullptr, nullptr,
+                                             1e-3f, y.data());
+      },
+      {"variance is null"});
   for (float momentum : {-0.1f, 1.5f, std::numeric_limits<float>::quiet_NaN()}) {
-    expect_invalid([&] { kernels::update_moving_statistics_keras(4, mean.data(), var.data(), momentum, mean.data(),
-                                                                 var.data()); },
-                   {"momentum"});
-    expect_invalid([&] { kernels::update_running_statistics_pytorch(4, 8, mean.data(), var.data(), momentum, 1,
-                                                                    mean.data(), var.data()); },
-                   {"momentum"});
+    expect_invalid(
+        [&] { kernels::update_moving_statistics_keras(4, mean.data(), var.data(), momentum, mean.data(), var.data()); },
+        {"momentum"});
+    expect_invalid(
+        [&] {
+          kernels::update_running_statistics_pytorch(4, 8, mean.data(), var.data(), momentum, 1, mean.data(),
+                                                     var.data());
+        },
+        {"momentum"});
   }
-  expect_invalid([&] { kernels::update_running_statistics_pytorch(4, 1, mean.data(), var.data(), 0.1f, 1, mean.data(),
-                                                                  var.data()); },
-                 {"more than 1 value per channel"});
+  expect_invalid(
+      [&] {
+        kernels::update_running_statistics_pytorch(4, 1, mean.data(), var.data(), 0.1f, 1, mean.data(), var.data());
+      },
+      {"more than 1 value per channel"});
 }
 
 TEST(BatchNormBadInput, TensorFrontNamesShapes) {
@@ -347,8 +376,11 @@ TEST(BatchNormBadInput, TensorFrontNamesShapes) {
   expect_invalid([&] { batch_normalization(x, Tensor({3}), Tensor({5}), Tensor(), Tensor(), 1e-3f); },
                  {"variance", "expected 3"});
   const auto out = batch_norm_training(x, Tensor::full({3}, 1.0f), Tensor({3}), 1e-3f);
-  expect_invalid([&] { batch_norm_backward(x, Tensor({8, 4}, Layout::NC), Tensor(), Tensor(), out.mean, out.inv_std); },
-                 {"dy", "(8, 4)", "(8, 3)"});
+  expect_invalid(
+      [&] {
+        batch_norm_backward(x, Tensor({8, 4}, Layout::NC), Tensor(), Tensor(), out.mean, out.inv_std);
+      },
+      {"dy", "(8, 4)", "(8, 3)"});
 }
 
 }  // namespace

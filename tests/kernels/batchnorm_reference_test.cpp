@@ -1,10 +1,11 @@
 // Every BatchNorm kernel variant (layout, center/scale, fused ReLU) against the float64
 // reference on random shapes, odd sizes included.
 
+#include "reference/batchnorm_reference.hpp"
+
 #include <gtest/gtest.h>
 
 #include "kernels/batchnorm_test_support.hpp"
-#include "reference/batchnorm_reference.hpp"
 
 namespace bnlab::testing {
 namespace {
@@ -117,13 +118,15 @@ TEST_P(BatchNormReference, ForwardTrainingBackwardAndInferenceMatchFloat64) {
     moving_var[c] = static_cast<float>(ref.variance[c] * 1.5);
   }
   kernels::batchnorm_forward_inference(s, x.data(), moving_mean.data(), moving_var.data(), g, b, eps, yi.data(), act);
-  const auto ri = reference::forward_inference(s, xd, to_double(moving_mean), to_double(moving_var), gd, bd, eps,
-                                               tc.relu);
+  const auto ri =
+      reference::forward_inference(s, xd, to_double(moving_mean), to_double(moving_var), gd, bd, eps, tc.relu);
   EXPECT_LE(worst_error(yi, ri, 2e-5, 2e-5), 1.0) << name_of(tc);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormReference, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) { return "case" + std::to_string(info.index); });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return "case" + std::to_string(info.index);
+                         });
 
 TEST(BatchNormInferenceBackward, MatchesClosedForm) {
   const BatchNormShape s{4, 3, 10, Layout::NCHW};

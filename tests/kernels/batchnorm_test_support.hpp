@@ -29,8 +29,8 @@ inline std::vector<float> random_normal(std::size_t n, float mean, float stddev,
 inline std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
 inline std::string describe(const BatchNormShape& s) {
-  return "N=" + std::to_string(s.batch) + " C=" + std::to_string(s.channels) + " S=" + std::to_string(s.spatial) +
-         " " + to_string(s.layout);
+  return "N=" + std::to_string(s.batch) + " C=" + std::to_string(s.channels) + " S=" + std::to_string(s.spatial) + " " +
+         to_string(s.layout);
 }
 
 // Largest |a - b| / (abs_tol + rel_tol * |b|); <= 1 passes.

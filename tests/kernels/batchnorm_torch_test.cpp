@@ -2,13 +2,12 @@
 // through Debian's /usr/bin/python3 with python3-torch. Skips, saying why, where it is absent.
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "kernels/batchnorm_test_support.hpp"
 

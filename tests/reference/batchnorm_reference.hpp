@@ -38,7 +38,8 @@ inline Forward forward_training(const BatchNormShape& s, const std::vector<doubl
     const double mu = sum / m;
     double sq = 0;
     for (std::int64_t n = 0; n < s.batch; ++n)
-      for (std::int64_t i = 0; i < s.spatial; ++i) sq += (x[index_of(s, n, c, i)] - mu) * (x[index_of(s, n, c, i)] - mu);
+      for (std::int64_t i = 0; i < s.spatial; ++i)
+        sq += (x[index_of(s, n, c, i)] - mu) * (x[index_of(s, n, c, i)] - mu);
     const double var = sq / m, inv = 1.0 / std::sqrt(var + eps);
     f.mean[c] = mu;
     f.variance[c] = var;

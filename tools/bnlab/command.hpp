@@ -4,7 +4,6 @@
 // exception into "bnlab: error: ..." and exit status 2.
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 #include <vector>

@@ -46,12 +46,12 @@ void run_demo(unsigned seed) {
   if (!ok) throw std::runtime_error("the seed 000 check failed: normalized columns are not ~N(0, 1)");
 }
 
-const RegisterCommand registration{{"demo", "The seed 000 BatchNorm check on N(5, 2) data of shape (100, 2)",
-                                    [](CLI::App& app) {
-                                      static unsigned seed = 1;
-                                      app.add_option("--seed", seed, "random seed")->capture_default_str();
-                                      app.callback([] { run_demo(seed); });
-                                    }}};
+const RegisterCommand registration{
+    {"demo", "The seed 000 BatchNorm check on N(5, 2) data of shape (100, 2)", [](CLI::App& app) {
+       static unsigned seed = 1;
+       app.add_option("--seed", seed, "random seed")->capture_default_str();
+       app.callback([] { run_demo(seed); });
+     }}};
 
 }  // namespace
 }  // namespace bnlab::cli

@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
         char* end = nullptr;
         const long value = std::strtol(env, &end, 10);
         if (end == env || *end != '\0' || value < 1 || value > 1024)
-          throw CLI::ValidationError("BNLAB_THREADS", std::string("must be an integer in [1, 1024], got '") + env + "'");
+          throw CLI::ValidationError("BNLAB_THREADS",
+                                     std::string("must be an integer in [1, 1024], got '") + env + "'");
         threads = static_cast<int>(value);
       }
     }

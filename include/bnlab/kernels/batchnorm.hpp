@@ -23,10 +23,10 @@
 namespace bnlab::kernels {
 
 struct BatchNormShape {
-  std::int64_t batch = 0;     // N
-  std::int64_t channels = 0;  // C
-  std::int64_t spatial = 1;   // S = H*W, 1 for NC
-  Layout layout = Layout::NC; // NC, NCHW or NHWC
+  std::int64_t batch = 0;      // N
+  std::int64_t channels = 0;   // C
+  std::int64_t spatial = 1;    // S = H*W, 1 for NC
+  Layout layout = Layout::NC;  // NC, NCHW or NHWC
 
   std::int64_t count_per_channel() const { return batch * spatial; }  // m, the reduction size
   std::int64_t size() const { return batch * channels * spatial; }
@@ -41,18 +41,16 @@ enum class FusedActivation { none, relu };
 //   gamma = 1, beta = 0). Writes saved_mean[C] and saved_inv_std[C] (what backward needs) and,
 //   when batch_variance is not null, the biased batch variance[C] (for the moving statistics).
 // Requires m = N*S >= 2: the variance of a single value is undefined.
-void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma,
-                                const float* beta, float epsilon, float* y, float* saved_mean,
-                                float* saved_inv_std, float* batch_variance,
+void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma, const float* beta,
+                                float epsilon, float* y, float* saved_mean, float* saved_inv_std, float* batch_variance,
                                 FusedActivation activation = FusedActivation::none);
 
 // Forward in inference with given statistics (moving statistics, or any mean/variance: this is
 // also the functional form, tf.nn.batch_normalization(x, mean, variance, offset, scale, eps)).
 //   y = act(gamma * (x - mean) / sqrt(variance + epsilon) + beta)
 //   mean, variance: C; gamma, beta: C or nullptr. y may alias x. Any N*S >= 1.
-void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, const float* mean,
-                                 const float* variance, const float* gamma, const float* beta,
-                                 float epsilon, float* y,
+void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, const float* mean, const float* variance,
+                                 const float* gamma, const float* beta, float epsilon, float* y,
                                  FusedActivation activation = FusedActivation::none);
 
 // Backward of the training forward, in closed form (m = N*S, xhat = (x - mean) * inv_std):
@@ -62,34 +60,30 @@ void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, co
 // forward computed it, so nothing but x and dy is read). x, dy, dx: N*C*S; dx may alias dy.
 // saved_mean, saved_inv_std: C from the forward. gamma, beta: C or nullptr as in the forward
 // (beta is read only for the fused ReLU's mask). dgamma, dbeta: C outputs, or nullptr to skip.
-void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy,
-                        const float* gamma, const float* beta, const float* saved_mean,
-                        const float* saved_inv_std, float* dx, float* dgamma, float* dbeta,
-                        FusedActivation activation = FusedActivation::none);
+void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
+                        const float* beta, const float* saved_mean, const float* saved_inv_std, float* dx,
+                        float* dgamma, float* dbeta, FusedActivation activation = FusedActivation::none);
 
 // Backward of the inference forward (statistics held constant, as when a frozen BatchNorm is
 // fine-tuned): dx = dy' * gamma * inv_std; dgamma, dbeta as above. mean, variance: C.
-void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy,
-                                  const float* mean, const float* variance, const float* gamma,
-                                  const float* beta, float epsilon, float* dx, float* dgamma,
-                                  float* dbeta, FusedActivation activation = FusedActivation::none);
+void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy, const float* mean,
+                                  const float* variance, const float* gamma, const float* beta, float epsilon,
+                                  float* dx, float* dgamma, float* dbeta,
+                                  FusedActivation activation = FusedActivation::none);
 
 // Moving statistics, Keras convention (tf.keras.layers.BatchNormalization; momentum 0.99,
 // epsilon 1e-3): moving = moving * momentum + batch * (1 - momentum), with the BIASED batch
 // variance. momentum in [0, 1].
-void update_moving_statistics_keras(std::int64_t channels, const float* batch_mean,
-                                    const float* batch_variance, float momentum,
-                                    float* moving_mean, float* moving_variance);
+void update_moving_statistics_keras(std::int64_t channels, const float* batch_mean, const float* batch_variance,
+                                    float momentum, float* moving_mean, float* moving_variance);
 
 // Running statistics, PyTorch convention (torch.nn.BatchNorm*; momentum 0.1, eps 1e-5):
 // running = (1 - momentum) * running + momentum * batch, with the UNBIASED batch variance
 // (biased * m / (m - 1)). momentum = nullopt is PyTorch's momentum=None: a cumulative average
 // with factor 1 / num_batches_tracked, where num_batches_tracked counts this batch (call it
 // after incrementing). count_per_channel is m = N*S >= 2.
-void update_running_statistics_pytorch(std::int64_t channels, std::int64_t count_per_channel,
-                                       const float* batch_mean, const float* batch_variance,
-                                       std::optional<float> momentum,
-                                       std::int64_t num_batches_tracked, float* running_mean,
-                                       float* running_var);
+void update_running_statistics_pytorch(std::int64_t channels, std::int64_t count_per_channel, const float* batch_mean,
+                                       const float* batch_variance, std::optional<float> momentum,
+                                       std::int64_t num_batches_tracked, float* running_mean, float* running_var);
 
 }  // namespace bnlab::kernels
