@@ -26,6 +26,25 @@ std::string to_string(Layout layout) {
 
 void AlignedDeleter::operator()(float* p) const { std::free(p); }
 
+namespace {
+thread_local std::int64_t* allocation_budget = nullptr;
+}  // namespace
+
+TensorAllocationBudget::TensorAllocationBudget(std::int64_t elements)
+    : remaining_(elements), previous_(allocation_budget) {
+  allocation_budget = &remaining_;
+}
+
+TensorAllocationBudget::~TensorAllocationBudget() { allocation_budget = previous_; }
+
+static void draw_from_budget(std::int64_t elements) {
+  if (!allocation_budget) return;
+  if (elements > *allocation_budget)
+    throw std::length_error(fmt::format("a tensor of {} elements exceeds the {} elements left in this budget",
+                                        elements, *allocation_budget));
+  *allocation_budget -= elements;
+}
+
 static float* allocate_aligned(std::int64_t count) {
   // aligned_alloc needs a size that is a multiple of the alignment; round up, and never ask for 0.
   std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(float);
@@ -73,6 +92,7 @@ Tensor::Tensor(const std::vector<std::int64_t>& shape, Layout layout) {
   check_layout_rank(layout, rank_);
   layout_ = layout;
   std::copy(shape.begin(), shape.end(), shape_.begin());
+  draw_from_budget(size_);
   storage_ = std::shared_ptr<float>(allocate_aligned(size_), AlignedDeleter{});
   data_ = storage_.get();
 }

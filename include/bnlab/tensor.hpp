@@ -77,6 +77,22 @@ class Tensor {
   Layout layout_ = Layout::Plain;
 };
 
+// While one is alive on a thread, Tensors created on that thread draw their elements from a
+// fixed budget and throw std::length_error past it. A loader that rebuilds a model from an
+// untrusted file sets the budget from what the file holds, so a forged architecture (a Dense
+// layer of 10^12 units) is refused before it can ask for terabytes.
+class TensorAllocationBudget {
+public:
+  explicit TensorAllocationBudget(std::int64_t elements);
+  ~TensorAllocationBudget();
+  TensorAllocationBudget(const TensorAllocationBudget&) = delete;
+  TensorAllocationBudget& operator=(const TensorAllocationBudget&) = delete;
+
+private:
+  std::int64_t remaining_;
+  std::int64_t* previous_;
+};
+
 // 64-byte aligned float buffer for kernel scratch and parameters that are not Tensors.
 struct AlignedDeleter {
   void operator()(float* p) const;

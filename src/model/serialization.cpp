@@ -384,8 +384,19 @@ Sequential Sequential::load_from_buffer(std::string_view bytes, const std::strin
       r.fail(fmt::format("{} bytes of the payload are left over after the model", payload_end - r.position()));
 
     // Building draws throwaway initial weights; every parameter is then overwritten, so the
-    // seed does not matter.
-    model.build(input_shape, 0);
+    // seed does not matter. The rebuilt layers may create no more than the file holds (values,
+    // gradients, a little state): an architecture forged to ask for more is refused here,
+    // before it allocates, rather than after comparing shapes.
+    std::int64_t stored_elements = 0;
+    for (const auto& layer_params : saved)
+      for (const auto& p : layer_params) stored_elements += p.value.size();
+    try {
+      const TensorAllocationBudget budget(3 * stored_elements + (std::int64_t{1} << 20));
+      model.build(input_shape, 0);
+    } catch (const std::length_error& e) {
+      r.fail(fmt::format("the architecture needs more parameters than the file holds ({} values): {}",
+                         stored_elements, e.what()));
+    }
     for (std::size_t l = 0; l < saved.size(); ++l) {
       Layer& layer = model.layer(l);
       const std::vector<Parameter*> params = layer.parameters();

@@ -126,5 +126,15 @@ TEST_F(LyingModelFile, AnInputShapeThatCannotBeBuilt) {
   EXPECT_EQ(zero.rfind("load '" + name + "': ", 0), 0u) << zero;
 }
 
+// Found by fuzz_model: an architecture whose parameters would be far larger than the file (here
+// an input of 10^11 features for a Dense layer: an 800 GB kernel) must be refused before the
+// rebuilt layer allocates, not after. The loader lets the rebuild create only about what the
+// file holds.
+TEST_F(LyingModelFile, AnArchitectureFarLargerThanItsWeights) {
+  std::string bytes = bytes_;
+  bytes.replace(16 + 8 + 4, 8, le(100'000'000'000ull, 8));  // input shape (10^11,)
+  EXPECT_REFUSED(with_valid_frame(bytes), "the architecture needs more parameters than the file holds");
+}
+
 }  // namespace
 }  // namespace bnlab
