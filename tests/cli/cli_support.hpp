@@ -23,6 +23,8 @@
 
 extern char** environ;
 
+#include "support/temp_dir.hpp"
+
 namespace bnlab::cli::testing {
 
 // Test binaries are <build>/tests/test_cli; the tool is <build>/bnlab.
@@ -32,29 +34,10 @@ inline std::filesystem::path bnlab_binary() {
 }
 
 // A directory unique per process and test, removed afterwards.
-class TempDir {
+class TempDir : public bnlab::testing::ScratchDirectory {
  public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string leaf = "bnlab_cli_" + std::to_string(::getpid());
-    if (info) leaf += std::string("_") + info->test_suite_name() + "_" + info->name();
-    for (char& c : leaf)
-      if (c == '/') c = '_';
-    path_ = std::filesystem::temp_directory_path() / leaf;
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
+  TempDir() : ScratchDirectory("bnlab_cli") {}
+  std::string operator/(const std::string& name) const { return (path() / name).string(); }
 };
 
 inline std::string read_text(const std::filesystem::path& path) {

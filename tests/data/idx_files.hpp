@@ -15,6 +15,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "support/temp_dir.hpp"
+
 namespace bnlab::data::testing {
 
 using Bytes = std::vector<std::uint8_t>;
@@ -36,29 +38,10 @@ inline Bytes idx_ubyte(std::initializer_list<std::uint32_t> dims, const Bytes& p
 }
 
 // A directory under the system temp dir, unique per process and test, removed afterwards.
-class TempDir {
-public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string leaf = "bnlab_data_" + std::to_string(::getpid());
-    if (info) leaf += std::string("_") + info->test_suite_name() + "_" + info->name();
-    for (char& c : leaf)
-      if (c == '/') c = '_';
-    path_ = std::filesystem::temp_directory_path() / leaf;
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-  std::filesystem::path path_;
+class TempDir : public bnlab::testing::ScratchDirectory {
+ public:
+  TempDir() : ScratchDirectory("bnlab_data") {}
+  std::filesystem::path operator/(const std::string& name) const { return path() / name; }
 };
 
 inline void write_plain(const std::filesystem::path& path, const Bytes& bytes) {
