@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "bnlab/experiments/plotting.hpp"
@@ -164,11 +165,11 @@ BrowserRun open_in_chromium(const std::filesystem::path& page, const std::filesy
   const auto profile = scratch / "chromium-profile";
   const auto dom = scratch / "dom.html";
   const auto log = scratch / "chromium.log";
-  const std::string command = "'" + chromium_binary() +
-                              "' --headless --disable-gpu --no-sandbox --no-first-run --user-data-dir='" +
-                              profile.string() + "' --enable-logging=stderr --v=0 --virtual-time-budget=5000 "
-                              "--dump-dom 'file://" + std::filesystem::absolute(page).string() + "' > '" +
-                              dom.string() + "' 2> '" + log.string() + "'";
+  // fmt rather than std::string operator+: GCC 12 warns falsely (-Wrestrict) on the latter here.
+  const std::string command = fmt::format(
+      "'{}' --headless --disable-gpu --no-sandbox --no-first-run --user-data-dir='{}' --enable-logging=stderr "
+      "--v=0 --virtual-time-budget=5000 --dump-dom 'file://{}' > '{}' 2> '{}'",
+      chromium_binary(), profile.string(), std::filesystem::absolute(page).string(), dom.string(), log.string());
   BrowserRun run;
   const int status = std::system(command.c_str());
   run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
