@@ -94,20 +94,19 @@ BNLAB_INLINE void moments_rows_vectors(const float* x, std::int64_t rows, std::i
 
 BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
                                           std::int64_t width, const float* pivot, double* sum, double* sum_sq) {
-  std::int64_t c = 0;
-  for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
-    moments_rows_vectors<4>(x + c, rows, row_stride, pivot + c, sum + c, sum_sq + c);
-  for (; c + simd::lanes <= width; c += simd::lanes)
-    moments_rows_vectors<1>(x + c, rows, row_stride, pivot + c, sum + c, sum_sq + c);
-  if (c == width) return;
-  constexpr std::int64_t max_width = simd::lanes;
-  float s[max_width], q[max_width];
-  const std::int64_t rest = width - c;
   for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
-    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
-    for (std::int64_t k = 0; k < rest; ++k) s[k] = q[k] = 0.0f;
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const float* row = x + r * row_stride + c;
+    const std::int64_t tile = r0 + rows_per_fold < rows ? rows_per_fold : rows - r0;
+    const float* xt = x + r0 * row_stride;
+    std::int64_t c = 0;
+    for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
+      moments_rows_vectors<4>(xt + c, tile, row_stride, pivot + c, sum + c, sum_sq + c);
+    for (; c + simd::lanes <= width; c += simd::lanes)
+      moments_rows_vectors<1>(xt + c, tile, row_stride, pivot + c, sum + c, sum_sq + c);
+    if (c == width) continue;
+    float s[simd::lanes] = {}, q[simd::lanes] = {};
+    const std::int64_t rest = width - c;
+    for (std::int64_t r = 0; r < tile; ++r) {
+      const float* row = xt + r * row_stride + c;
       for (std::int64_t k = 0; k < rest; ++k) {
         const float d = row[k] - pivot[c + k];
         s[k] += d;
@@ -162,6 +161,22 @@ BNLAB_MULTIVERSION void normalize_contiguous_impl(const float* x, float* y, std:
     normalize_contiguous_body<false, false>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
 }
 
+// Elementwise row loops over rows wider than one register block (64 channels) go through the
+// rows in short tiles, all channels of a tile before the next: memory is read in address order
+// (a long row walked one 64-channel block at a time for every row would stride by the row length,
+// defeating the prefetchers and, at 4 KiB rows, aliasing every load with the stores before it).
+constexpr std::int64_t rows_per_tile = 8;
+
+template <class TileTask>
+BNLAB_INLINE void for_row_tiles(std::int64_t rows, std::int64_t width, TileTask tile_task) {
+  if (width <= 4 * simd::lanes) {
+    tile_task(0, rows);
+    return;
+  }
+  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_tile)
+    tile_task(r0, r0 + rows_per_tile < rows ? rows_per_tile : rows - r0);
+}
+
 // Streaming row by row needs whole lines: rows that start on a line and span whole vectors.
 BNLAB_INLINE bool rows_can_stream(const float* y, std::int64_t row_stride, std::int64_t width) {
   return simd::line_aligned(y) && row_stride % simd::lanes == 0 && width % simd::lanes == 0;
@@ -205,22 +220,25 @@ template <bool relu, bool stream>
 BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* pivot, const float* centered_mean,
                                       const float* scale, const float* shift) {
-  std::int64_t c = 0;
-  for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
-    normalize_rows_vectors<relu, stream, 4>(x + c, y + c, rows, row_stride, pivot + c, centered_mean + c, scale + c,
-                                            shift + c);
-  for (; c + simd::lanes <= width; c += simd::lanes)
-    normalize_rows_vectors<relu, stream, 1>(x + c, y + c, rows, row_stride, pivot + c, centered_mean + c, scale + c,
-                                            shift + c);
-  if (c == width) return;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float* in = x + r * row_stride;
-    float* out = y + r * row_stride;
-    for (std::int64_t k = c; k < width; ++k) {
-      const float v = normalized(in[k], pivot[k], centered_mean[k], scale[k], shift[k]);
-      out[k] = relu ? relu_keep_nan(v) : v;
+  for_row_tiles(rows, width, [&](std::int64_t r0, std::int64_t tile) {
+    const float* xt = x + r0 * row_stride;
+    float* yt = y + r0 * row_stride;
+    std::int64_t c = 0;
+    for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
+      normalize_rows_vectors<relu, stream, 4>(xt + c, yt + c, tile, row_stride, pivot + c, centered_mean + c,
+                                              scale + c, shift + c);
+    for (; c + simd::lanes <= width; c += simd::lanes)
+      normalize_rows_vectors<relu, stream, 1>(xt + c, yt + c, tile, row_stride, pivot + c, centered_mean + c,
+                                              scale + c, shift + c);
+    for (std::int64_t r = 0; c < width && r < tile; ++r) {
+      const float* in = xt + r * row_stride;
+      float* out = yt + r * row_stride;
+      for (std::int64_t k = c; k < width; ++k) {
+        const float v = normalized(in[k], pivot[k], centered_mean[k], scale[k], shift[k]);
+        out[k] = relu ? relu_keep_nan(v) : v;
+      }
     }
-  }
+  });
 }
 
 BNLAB_MULTIVERSION void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
@@ -249,8 +267,8 @@ BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std
       prefetch_line(x + i, next_plane);
       prefetch_line(dy + i, next_plane);
       const f32x16 xc = simd::load(x + i) - m;
-      f32x16 g = simd::load(dy + i);
-      if constexpr (relu) g = (xc * sc + sh > 0.0f) ? g : f32x16{};
+      f32x16 g = relu ? simd::load_eager(dy + i) : simd::load(dy + i);
+      if constexpr (relu) g = simd::keep_where(xc * sc + sh > 0.0f, g);
       a += g;
       b += g * xc;
     }
@@ -299,8 +317,8 @@ BNLAB_INLINE void grad_sums_rows_vectors(const float* x, const float* dy, std::i
 #pragma GCC unroll 4
       for (int k = 0; k < K; ++k) {
         const f32x16 xc = simd::load(xr + k * simd::lanes) - m[k];
-        f32x16 g = simd::load(dyr + k * simd::lanes);
-        if constexpr (relu) g = (xc * sc[k] + sh[k] > 0.0f) ? g : f32x16{};
+        f32x16 g = relu ? simd::load_eager(dyr + k * simd::lanes) : simd::load(dyr + k * simd::lanes);
+        if constexpr (relu) g = simd::keep_where(xc * sc[k] + sh[k] > 0.0f, g);
         a[k] += g;
         b[k] += g * xc;
       }
@@ -317,23 +335,23 @@ template <bool relu>
 BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* mean, const float* scale, const float* shift,
                                       double* sum_dy, double* sum_dy_xc) {
-  std::int64_t c = 0;
-  for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
-    grad_sums_rows_vectors<relu, 4>(x + c, dy + c, rows, row_stride, mean + c, scale + c, shift + c, sum_dy + c,
-                                    sum_dy_xc + c);
-  for (; c + simd::lanes <= width; c += simd::lanes)
-    grad_sums_rows_vectors<relu, 1>(x + c, dy + c, rows, row_stride, mean + c, scale + c, shift + c, sum_dy + c,
-                                    sum_dy_xc + c);
-  if (c == width) return;
-  constexpr std::int64_t max_width = simd::lanes;
-  float a[max_width], b[max_width];
-  const std::int64_t rest = width - c;
   for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
-    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
-    for (std::int64_t k = 0; k < rest; ++k) a[k] = b[k] = 0.0f;
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * row_stride + c;
-      const float* dyr = dy + r * row_stride + c;
+    const std::int64_t tile = r0 + rows_per_fold < rows ? rows_per_fold : rows - r0;
+    const float* xt = x + r0 * row_stride;
+    const float* dyt = dy + r0 * row_stride;
+    std::int64_t c = 0;
+    for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
+      grad_sums_rows_vectors<relu, 4>(xt + c, dyt + c, tile, row_stride, mean + c, scale + c, shift + c, sum_dy + c,
+                                      sum_dy_xc + c);
+    for (; c + simd::lanes <= width; c += simd::lanes)
+      grad_sums_rows_vectors<relu, 1>(xt + c, dyt + c, tile, row_stride, mean + c, scale + c, shift + c, sum_dy + c,
+                                      sum_dy_xc + c);
+    if (c == width) continue;
+    float a[simd::lanes] = {}, b[simd::lanes] = {};
+    const std::int64_t rest = width - c;
+    for (std::int64_t r = 0; r < tile; ++r) {
+      const float* xr = xt + r * row_stride + c;
+      const float* dyr = dyt + r * row_stride + c;
       for (std::int64_t k = 0; k < rest; ++k) {
         const float xc = xr[k] - mean[c + k];
         const float g = relu ? relu_mask(xc * scale[c + k] + shift[c + k], dyr[k]) : dyr[k];
@@ -378,8 +396,8 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
       prefetch_line(x + i, next_plane);
       prefetch_line(dy + i, next_plane);
       const f32x16 xc = simd::load(x + i) - m;
-      f32x16 g = simd::load(dy + i);
-      if constexpr (relu) g = (xc * sc + sh > 0.0f) ? g : f32x16{};
+      f32x16 g = relu ? simd::load_eager(dy + i) : simd::load(dy + i);
+      if constexpr (relu) g = simd::keep_where(xc * sc + sh > 0.0f, g);
       simd::stream(dx + i, g * va + xc * vb + vc);
     }
   }
@@ -422,8 +440,8 @@ BNLAB_INLINE void grad_input_rows_vectors(const float* x, const float* dy, float
 #pragma GCC unroll 4
     for (int k = 0; k < K; ++k) {
       const f32x16 xc = simd::load(xr + k * simd::lanes) - m[k];
-      f32x16 g = simd::load(dyr + k * simd::lanes);
-      if constexpr (relu) g = (xc * sc[k] + sh[k] > 0.0f) ? g : f32x16{};
+      f32x16 g = relu ? simd::load_eager(dyr + k * simd::lanes) : simd::load(dyr + k * simd::lanes);
+      if constexpr (relu) g = simd::keep_where(xc * sc[k] + sh[k] > 0.0f, g);
       store<stream>(dxr + k * simd::lanes, g * va[k] + xc * vb[k] + vc[k]);
     }
   }
@@ -433,21 +451,25 @@ template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
                                        std::int64_t row_stride, std::int64_t width, const float* mean, const float* a,
                                        const float* b, const float* c, const float* scale, const float* shift) {
-  std::int64_t k0 = 0;
-  for (; k0 + 4 * simd::lanes <= width; k0 += 4 * simd::lanes)
-    grad_input_rows_vectors<relu, stream, 4>(x + k0, dy + k0, dx + k0, rows, row_stride, mean + k0, a + k0, b + k0,
-                                             c + k0, scale + k0, shift + k0);
-  for (; k0 + simd::lanes <= width; k0 += simd::lanes)
-    grad_input_rows_vectors<relu, stream, 1>(x + k0, dy + k0, dx + k0, rows, row_stride, mean + k0, a + k0, b + k0,
-                                             c + k0, scale + k0, shift + k0);
-  if (k0 == width) return;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * row_stride;
-    const float* dyr = dy + r * row_stride;
-    float* dxr = dx + r * row_stride;
-    for (std::int64_t k = k0; k < width; ++k)
-      dxr[k] = grad_input<relu>(xr[k], dyr[k], mean[k], a[k], b[k], c[k], scale[k], shift[k]);
-  }
+  for_row_tiles(rows, width, [&](std::int64_t r0, std::int64_t tile) {
+    const float* xt = x + r0 * row_stride;
+    const float* dyt = dy + r0 * row_stride;
+    float* dxt = dx + r0 * row_stride;
+    std::int64_t k0 = 0;
+    for (; k0 + 4 * simd::lanes <= width; k0 += 4 * simd::lanes)
+      grad_input_rows_vectors<relu, stream, 4>(xt + k0, dyt + k0, dxt + k0, tile, row_stride, mean + k0, a + k0,
+                                               b + k0, c + k0, scale + k0, shift + k0);
+    for (; k0 + simd::lanes <= width; k0 += simd::lanes)
+      grad_input_rows_vectors<relu, stream, 1>(xt + k0, dyt + k0, dxt + k0, tile, row_stride, mean + k0, a + k0,
+                                               b + k0, c + k0, scale + k0, shift + k0);
+    for (std::int64_t r = 0; k0 < width && r < tile; ++r) {
+      const float* xr = xt + r * row_stride;
+      const float* dyr = dyt + r * row_stride;
+      float* dxr = dxt + r * row_stride;
+      for (std::int64_t k = k0; k < width; ++k)
+        dxr[k] = grad_input<relu>(xr[k], dyr[k], mean[k], a[k], b[k], c[k], scale[k], shift[k]);
+    }
+  });
 }
 
 BNLAB_MULTIVERSION void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows,

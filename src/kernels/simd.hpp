@@ -24,6 +24,7 @@ namespace bnlab::simd {
 constexpr int lanes = 16;
 using f32x16 = float __attribute__((vector_size(64)));
 using f64x8 = double __attribute__((vector_size(64)));
+using i32x16 = int __attribute__((vector_size(64)));  // a comparison's lanes: -1 (true) or 0
 
 BNLAB_INLINE f32x16 load(const float* p) {
   f32x16 v;
@@ -48,6 +49,19 @@ BNLAB_INLINE void stream(float* p, f32x16 v) {
   _mm_stream_ps(p + 4, (__m128)__builtin_shufflevector(v, v, 4, 5, 6, 7));
   _mm_stream_ps(p + 8, (__m128)__builtin_shufflevector(v, v, 8, 9, 10, 11));
   _mm_stream_ps(p + 12, (__m128)__builtin_shufflevector(v, v, 12, 13, 14, 15));
+}
+
+// v where the mask is set, +0 elsewhere (a NaN in v is dropped where the mask is clear).
+BNLAB_INLINE f32x16 keep_where(i32x16 mask, f32x16 v) { return (f32x16)(mask & (i32x16)v); }
+
+// A load issued where it is written. Without the barrier the compiler folds `keep_where(mask,
+// load(p))` into a masked load that cannot start before the mask is known: the load of dy
+// waited for x to arrive, the two streams' cache misses no longer overlapped, and the fused
+// BN+ReLU backward ran 1.5x slower than the plain one.
+BNLAB_INLINE f32x16 load_eager(const float* p) {
+  const f32x16 v = load(p);
+  asm volatile("" ::: "memory");
+  return v;
 }
 
 BNLAB_INLINE bool line_aligned(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 63) == 0; }
