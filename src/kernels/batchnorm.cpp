@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "bnlab/profile.hpp"
 #include "kernels/batchnorm_loops.hpp"
@@ -14,11 +15,6 @@
 namespace bnlab::kernels {
 namespace {
 
-// Channels are processed in blocks of this many: per-channel scratch lives on the stack (no
-// allocation), and the row-order loops keep one block's float accumulators in L1.
-constexpr std::int64_t block_channels = 256;
-// Upper bound of groups * block width, the number of partial sums held at once.
-constexpr std::int64_t max_partials = 2048;
 // Below this many elements a parallel region costs more than it saves (the seed MLP's 32x300).
 constexpr std::int64_t parallel_threshold = std::int64_t{1} << 15;
 // Outputs at least this large are written with non-temporal stores: they cannot stay in cache
@@ -68,6 +64,34 @@ struct Plan {
     if (row_order) return i * C + c;
     return ((i / S) * C + c) * S + i % S;
   }
+};
+
+// The per-channel arrays of one call (constants, sums, and the groups' partial sums), carved
+// from buffers kept per thread that only grow: once a thread has run its widest shape, calls
+// allocate nothing. Row order takes all channels of a row in one pass (a row walked one block
+// of channels at a time strides through memory: 4096x1024 forward training ran 25% slower).
+class Scratch {
+public:
+  Scratch(const Plan& plan, std::int64_t float_arrays, std::int64_t double_arrays)
+      : C_(plan.C), double_arrays_(double_arrays), groups_(plan.groups) {
+    thread_local std::vector<float> float_buffer;
+    thread_local std::vector<double> double_buffer;
+    const auto floats = static_cast<std::size_t>(float_arrays * C_);
+    const auto doubles = static_cast<std::size_t>((double_arrays + 2 * groups_) * C_);
+    if (float_buffer.size() < floats) float_buffer.resize(floats);
+    if (double_buffer.size() < doubles) double_buffer.resize(doubles);
+    floats_ = float_buffer.data();
+    doubles_ = double_buffer.data();
+  }
+  float* floats(std::int64_t i) const { return floats_ + i * C_; }
+  double* doubles(std::int64_t i) const { return doubles_ + i * C_; }
+  // groups x C partial sums of the first (which = 0) or second (1) quantity of a reduction.
+  double* partials(std::int64_t which) const { return doubles_ + (double_arrays_ + which * groups_) * C_; }
+
+private:
+  std::int64_t C_, double_arrays_, groups_;
+  float* floats_;
+  double* doubles_;
 };
 
 void check_shape(const BatchNormShape& shape, const char* who) {
@@ -120,14 +144,14 @@ void run_tasks(const Plan& plan, std::int64_t count, bool fence, Task task) {
   }
 }
 
-// Sums two per-channel quantities over a channel block [c0, c0 + width) in the plan's fixed
-// order: each (group, channel) task adds into its own partial, and the partials are added in
-// group order. rows_task(r0, r1, a, b) covers rows [r0, r1) of every channel of the block;
-// plane_task(n, c, a, b) one (sample, channel) plane.
+// Sums two per-channel quantities over every channel in the plan's fixed order: each (group,
+// channel) task adds into its own partial, and the partials are added in group order.
+// rows_task(r0, r1, a, b) covers rows [r0, r1) of every channel; plane_task(n, c, a, b) one
+// (sample, channel) plane.
 template <class RowsTask, class PlaneTask>
-void reduce_block(const Plan& plan, std::int64_t width, double* total_a, double* total_b, RowsTask rows_task,
-                  PlaneTask plane_task) {
-  const std::int64_t G = plan.groups;
+void reduce_channels(const Plan& plan, const Scratch& scratch, double* total_a, double* total_b, RowsTask rows_task,
+                     PlaneTask plane_task) {
+  const std::int64_t G = plan.groups, width = plan.C;
   if (G == 1) {  // one partial per channel: sum straight into the totals
     std::fill(total_a, total_a + width, 0.0);
     std::fill(total_b, total_b + width, 0.0);
@@ -140,7 +164,7 @@ void reduce_block(const Plan& plan, std::int64_t width, double* total_a, double*
     }
     return;
   }
-  double partial_a[max_partials], partial_b[max_partials];
+  double *partial_a = scratch.partials(0), *partial_b = scratch.partials(1);
   const std::int64_t count = G * width;
   std::fill(partial_a, partial_a + count, 0.0);
   std::fill(partial_b, partial_b + count, 0.0);
@@ -167,28 +191,28 @@ void reduce_block(const Plan& plan, std::int64_t width, double* total_a, double*
   }
 }
 
-void block_moments(const Plan& plan, const float* x, std::int64_t c0, std::int64_t width, const float* pivot,
-                   double* sum, double* sum_sq) {
-  reduce_block(
-      plan, width, sum, sum_sq,
+void channel_moments(const Plan& plan, const Scratch& scratch, const float* x, const float* pivot, double* sum,
+                     double* sum_sq) {
+  reduce_channels(
+      plan, scratch, sum, sum_sq,
       [&](std::int64_t r0, std::int64_t r1, double* a, double* b) {
-        loops::moments_rows(x + r0 * plan.C + c0, r1 - r0, plan.C, width, pivot, a, b);
+        loops::moments_rows(x + r0 * plan.C, r1 - r0, plan.C, plan.C, pivot, a, b);
       },
       [&](std::int64_t n, std::int64_t c, double& a, double& b) {
-        loops::moments_contiguous(x + (n * plan.C + c0 + c) * plan.S, plan.S, pivot[c], a, b);
+        loops::moments_contiguous(x + (n * plan.C + c) * plan.S, plan.S, pivot[c], a, b);
       });
 }
 
 // Elementwise passes: any split gives the same bits, so split for balance alone.
 template <class RowsTask, class PlaneTask>
-void for_each_block_part(const Plan& plan, std::int64_t width, RowsTask rows_task, PlaneTask plane_task) {
+void for_each_part(const Plan& plan, RowsTask rows_task, PlaneTask plane_task) {
   if (plan.row_order) {
     constexpr std::int64_t rows_per_task = 64;
     const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
     run_tasks(plan, tasks, plan.stream,
               [&](std::int64_t t) { rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task)); });
   } else {
-    run_tasks(plan, plan.N * width, plan.stream, [&](std::int64_t t) { plane_task(t / width, t % width); });
+    run_tasks(plan, plan.N * plan.C, plan.stream, [&](std::int64_t t) { plane_task(t / plan.C, t % plan.C); });
   }
 }
 
@@ -229,17 +253,18 @@ float channel_pivot(const Plan& plan, const float* x, std::int64_t c) {
   return s / static_cast<float>(samples);
 }
 
-// The pivots of a channel block; in row order the loop runs across channels (vectorized), in
+// The pivots of every channel; in row order the loop runs across channels (vectorized), in
 // the same per-channel order of additions as channel_pivot.
-void block_pivots(const Plan& plan, const float* x, std::int64_t c0, std::int64_t width, float* pivot) {
+void channel_pivots(const Plan& plan, const float* x, float* pivot) {
+  const std::int64_t width = plan.C;
   if (!plan.row_order) {
-    for (std::int64_t c = 0; c < width; ++c) pivot[c] = channel_pivot(plan, x, c0 + c);
+    for (std::int64_t c = 0; c < width; ++c) pivot[c] = channel_pivot(plan, x, c);
     return;
   }
   const std::int64_t samples = std::min(pivot_samples, plan.m);
   std::fill(pivot, pivot + width, 0.0f);
   for (std::int64_t i = 0; i < samples; ++i) {
-    const float* row = x + i * plan.C + c0;
+    const float* row = x + i * plan.C;
     for (std::int64_t c = 0; c < width; ++c) pivot[c] += row[c];
   }
   const float count = static_cast<float>(samples);
@@ -299,51 +324,50 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
     return;
   }
 
-  for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
-    const std::int64_t width = std::min(block_channels, plan.C - c0);
-    float pivot[block_channels], centered_mean[block_channels], scale[block_channels], shift[block_channels];
-    double sum[block_channels], sum_sq[block_channels];
-    block_pivots(plan, x, c0, width, pivot);
-    block_moments(plan, x, c0, width, pivot, sum, sum_sq);
+  const std::int64_t width = plan.C;
+  Scratch scratch(plan, 4, 3);
+  float *pivot = scratch.floats(0), *centered_mean = scratch.floats(1), *scale = scratch.floats(2),
+        *shift = scratch.floats(3);
+  double *sum = scratch.doubles(0), *sum_sq = scratch.doubles(1), *inv_std = scratch.doubles(2);
+  channel_pivots(plan, x, pivot);
+  channel_moments(plan, scratch, x, pivot, sum, sum_sq);
 
-    // Branch-free first, so the common case (no channel to re-centre) vectorizes.
-    bool recentre = false;
-    for (std::int64_t c = 0; c < width; ++c) recentre |= needs_recentre(sum[c], sum_sq[c], m);
-    if (recentre)
-      for (std::int64_t c = 0; c < width; ++c)
-        if (needs_recentre(sum[c], sum_sq[c], m)) pivot[c] = static_cast<float>(pivot[c] + sum[c] / m);
-    if (recentre) block_moments(plan, x, c0, width, pivot, sum, sum_sq);
+  // Branch-free first, so the common case (no channel to re-centre) vectorizes.
+  bool recentre = false;
+  for (std::int64_t c = 0; c < width; ++c) recentre |= needs_recentre(sum[c], sum_sq[c], m);
+  if (recentre)
+    for (std::int64_t c = 0; c < width; ++c)
+      if (needs_recentre(sum[c], sum_sq[c], m)) pivot[c] = static_cast<float>(pivot[c] + sum[c] / m);
+  if (recentre) channel_moments(plan, scratch, x, pivot, sum, sum_sq);
 
-    // finish_statistics over the block, written as flat loops over arrays so they vectorize.
-    double inv_std[block_channels];
-    for (std::int64_t c = 0; c < width; ++c) {
-      const double d = sum[c] / m;
-      const double var = std::max(sum_sq[c] / m - d * d, 0.0);  // NaN passes through max
-      inv_std[c] = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
-      centered_mean[c] = static_cast<float>(d);
-      saved_mean[c0 + c] = static_cast<float>(pivot[c] + d);
-      saved_inv_std[c0 + c] = static_cast<float>(inv_std[c]);
-      if (batch_variance) batch_variance[c0 + c] = static_cast<float>(var);
-    }
-    for (std::int64_t c = 0; c < width; ++c) scale[c] = static_cast<float>((gamma ? gamma[c0 + c] : 1.0f) * inv_std[c]);
-    if (beta)
-      std::copy(beta + c0, beta + c0 + width, shift);
-    else
-      std::fill(shift, shift + width, 0.0f);
-
-    for_each_block_part(
-        plan, width,
-        [&](std::int64_t r0, std::int64_t r1) {
-          const std::int64_t offset = r0 * plan.C + c0;
-          loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, centered_mean, scale, shift,
-                                relu, plan.stream);
-        },
-        [&](std::int64_t n, std::int64_t c) {
-          const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
-          loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], centered_mean[c], scale[c], shift[c],
-                                      relu, plan.stream);
-        });
+  // finish_statistics for every channel, written as flat loops over arrays so they vectorize.
+  for (std::int64_t c = 0; c < width; ++c) {
+    const double d = sum[c] / m;
+    const double var = std::max(sum_sq[c] / m - d * d, 0.0);  // NaN passes through max
+    inv_std[c] = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
+    centered_mean[c] = static_cast<float>(d);
+    saved_mean[c] = static_cast<float>(pivot[c] + d);
+    saved_inv_std[c] = static_cast<float>(inv_std[c]);
+    if (batch_variance) batch_variance[c] = static_cast<float>(var);
   }
+  for (std::int64_t c = 0; c < width; ++c) scale[c] = static_cast<float>((gamma ? gamma[c] : 1.0f) * inv_std[c]);
+  if (beta)
+    std::copy(beta, beta + width, shift);
+  else
+    std::fill(shift, shift + width, 0.0f);
+
+  for_each_part(
+      plan,
+      [&](std::int64_t r0, std::int64_t r1) {
+        const std::int64_t offset = r0 * plan.C;
+        loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, centered_mean, scale, shift,
+                              relu, plan.stream);
+      },
+      [&](std::int64_t n, std::int64_t c) {
+        const std::int64_t offset = (n * plan.C + c) * plan.S;
+        loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], centered_mean[c], scale[c], shift[c],
+                                    relu, plan.stream);
+      });
 }
 
 BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, const float* mean,
@@ -360,29 +384,28 @@ BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape,
   const Plan plan(shape);
   const bool relu = activation == FusedActivation::relu;
 
-  for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
-    const std::int64_t width = std::min(block_channels, plan.C - c0);
-    float pivot[block_channels], zero[block_channels], scale[block_channels], shift[block_channels];
-    for (std::int64_t c = 0; c < width; ++c) {
-      pivot[c] = mean[c0 + c];
-      zero[c] = 0.0f;
-      const double inv_std = 1.0 / std::sqrt(static_cast<double>(variance[c0 + c]) + epsilon);
-      scale[c] = static_cast<float>(value_or(gamma, c0 + c, 1.0f) * inv_std);
-      shift[c] = value_or(beta, c0 + c, 0.0f);
-    }
-    for_each_block_part(
-        plan, width,
-        [&](std::int64_t r0, std::int64_t r1) {
-          const std::int64_t offset = r0 * plan.C + c0;
-          loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, zero, scale, shift, relu,
-                                plan.stream);
-        },
-        [&](std::int64_t n, std::int64_t c) {
-          const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
-          loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], 0.0f, scale[c], shift[c], relu,
-                                      plan.stream);
-        });
+  const std::int64_t width = plan.C;
+  Scratch scratch(plan, 4, 0);
+  float *pivot = scratch.floats(0), *zero = scratch.floats(1), *scale = scratch.floats(2), *shift = scratch.floats(3);
+  for (std::int64_t c = 0; c < width; ++c) {
+    pivot[c] = mean[c];
+    zero[c] = 0.0f;
+    const double inv_std = 1.0 / std::sqrt(static_cast<double>(variance[c]) + epsilon);
+    scale[c] = static_cast<float>(value_or(gamma, c, 1.0f) * inv_std);
+    shift[c] = value_or(beta, c, 0.0f);
   }
+  for_each_part(
+      plan,
+      [&](std::int64_t r0, std::int64_t r1) {
+        const std::int64_t offset = r0 * plan.C;
+        loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, zero, scale, shift, relu,
+                              plan.stream);
+      },
+      [&](std::int64_t n, std::int64_t c) {
+        const std::int64_t offset = (n * plan.C + c) * plan.S;
+        loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], 0.0f, scale[c], shift[c], relu,
+                                    plan.stream);
+      });
 }
 
 namespace {
@@ -444,52 +467,51 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
     return;
   }
 
-  for (std::int64_t c0 = 0; c0 < plan.C; c0 += block_channels) {
-    const std::int64_t width = std::min(block_channels, plan.C - c0);
-    float mean_b[block_channels], scale[block_channels], shift[block_channels];
-    float a[block_channels], b[block_channels], c_term[block_channels];
-    double sum_dy[block_channels], sum_dy_xc[block_channels];
-    BackwardChannel ch[block_channels];
-    for (std::int64_t c = 0; c < width; ++c) {
-      ch[c] = channel(c0 + c);
-      mean_b[c] = ch[c].mean;
-      scale[c] = ch[c].scale;
-      shift[c] = ch[c].shift;
-    }
-    if (need_sums) {
-      reduce_block(
-          plan, width, sum_dy, sum_dy_xc,
-          [&](std::int64_t r0, std::int64_t r1, double* pa, double* pb) {
-            const std::int64_t offset = r0 * plan.C + c0;
-            loops::grad_sums_rows(x + offset, dy + offset, r1 - r0, plan.C, width, mean_b, scale, shift, relu, pa, pb);
-          },
-          [&](std::int64_t n, std::int64_t c, double& pa, double& pb) {
-            const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
-            loops::grad_sums_contiguous(x + offset, dy + offset, plan.S, mean_b[c], scale[c], shift[c], relu, pa, pb);
-          });
-    } else {
-      std::fill(sum_dy, sum_dy + width, 0.0);
-      std::fill(sum_dy_xc, sum_dy_xc + width, 0.0);
-    }
-    for (std::int64_t c = 0; c < width; ++c) {
-      const InputGradient g = finish(c0 + c, ch[c], sum_dy[c], sum_dy_xc[c]);
-      a[c] = g.a;
-      b[c] = g.b;
-      c_term[c] = g.c;
-    }
-    for_each_block_part(
-        plan, width,
-        [&](std::int64_t r0, std::int64_t r1) {
-          const std::int64_t offset = r0 * plan.C + c0;
-          loops::grad_input_rows(x + offset, dy + offset, dx + offset, r1 - r0, plan.C, width, mean_b, a, b, c_term,
-                                 scale, shift, relu, plan.stream);
-        },
-        [&](std::int64_t n, std::int64_t c) {
-          const std::int64_t offset = (n * plan.C + c0 + c) * plan.S;
-          loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, mean_b[c], a[c], b[c], c_term[c],
-                                       scale[c], shift[c], relu, plan.stream);
-        });
+  const std::int64_t width = plan.C;
+  Scratch scratch(plan, 6, 3);
+  float *mean_b = scratch.floats(0), *scale = scratch.floats(1), *shift = scratch.floats(2), *a = scratch.floats(3),
+        *b = scratch.floats(4), *c_term = scratch.floats(5);
+  double *sum_dy = scratch.doubles(0), *sum_dy_xc = scratch.doubles(1), *inv_std = scratch.doubles(2);
+  for (std::int64_t c = 0; c < width; ++c) {
+    const BackwardChannel ch = channel(c);
+    mean_b[c] = ch.mean;
+    scale[c] = ch.scale;
+    shift[c] = ch.shift;
+    inv_std[c] = ch.inv_std;
   }
+  if (need_sums) {
+    reduce_channels(
+        plan, scratch, sum_dy, sum_dy_xc,
+        [&](std::int64_t r0, std::int64_t r1, double* pa, double* pb) {
+          const std::int64_t offset = r0 * plan.C;
+          loops::grad_sums_rows(x + offset, dy + offset, r1 - r0, plan.C, width, mean_b, scale, shift, relu, pa, pb);
+        },
+        [&](std::int64_t n, std::int64_t c, double& pa, double& pb) {
+          const std::int64_t offset = (n * plan.C + c) * plan.S;
+          loops::grad_sums_contiguous(x + offset, dy + offset, plan.S, mean_b[c], scale[c], shift[c], relu, pa, pb);
+        });
+  } else {
+    std::fill(sum_dy, sum_dy + width, 0.0);
+    std::fill(sum_dy_xc, sum_dy_xc + width, 0.0);
+  }
+  for (std::int64_t c = 0; c < width; ++c) {
+    const InputGradient g = finish(c, BackwardChannel{mean_b[c], scale[c], shift[c], inv_std[c]}, sum_dy[c], sum_dy_xc[c]);
+    a[c] = g.a;
+    b[c] = g.b;
+    c_term[c] = g.c;
+  }
+  for_each_part(
+      plan,
+      [&](std::int64_t r0, std::int64_t r1) {
+        const std::int64_t offset = r0 * plan.C;
+        loops::grad_input_rows(x + offset, dy + offset, dx + offset, r1 - r0, plan.C, width, mean_b, a, b, c_term,
+                               scale, shift, relu, plan.stream);
+      },
+      [&](std::int64_t n, std::int64_t c) {
+        const std::int64_t offset = (n * plan.C + c) * plan.S;
+        loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, mean_b[c], a[c], b[c], c_term[c],
+                                     scale[c], shift[c], relu, plan.stream);
+      });
 }
 
 }  // namespace
