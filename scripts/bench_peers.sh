@@ -10,7 +10,7 @@
 #   --threads N        threads for every library (default 2): OMP_NUM_THREADS, BNLAB_THREADS,
 #                      omp_set_num_threads and torch.set_num_threads
 #   --out FILE         the Markdown report (default out/bench_peers.md); the drivers' raw output
-#                      goes beside it as FILE.<library>.txt
+#                      goes beside it as FILE.<library>.<round>.txt
 #   --quick            1 warm-up, 3 repetitions: checks that everything runs, measures nothing
 #   --repetitions N    samples per median (default 21)
 #   --shape NAME       one shape only (e.g. 32x300_NC)
@@ -18,6 +18,10 @@
 #                      bench/peers/torch_batchnorm.py for why ops is the default
 #   --build-dir DIR    CMake build folder (default build-peers)
 #   --sections LIST    comma-separated subset of: kernels, epoch (default both)
+#   --rounds N         run every driver N times, interleaved (default 3); each entry of the
+#                      tables is a library's best round (its lowest median), so a burst of load
+#                      from elsewhere on a shared machine hits one round of one library, not the
+#                      ratio
 #
 # Measure on a quiet machine: the drivers run one after the other, so anything else running
 # shows up as noise in whichever library it overlaps.
@@ -28,6 +32,7 @@ threads=2
 out=out/bench_peers.md
 build_dir=build-peers
 torch_mode=ops
+rounds=3
 driver_args=()
 chosen_sections=()
 while [[ $# -gt 0 ]]; do
@@ -40,12 +45,17 @@ while [[ $# -gt 0 ]]; do
     --torch-mode) torch_mode="$2"; shift 2 ;;
     --build-dir) build_dir="$2"; shift 2 ;;
     --sections) IFS=, read -r -a chosen_sections <<<"$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench_peers: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 if ! [[ "$threads" =~ ^[1-9][0-9]*$ ]]; then
   echo "bench_peers: --threads must be a positive integer, got '$threads'" >&2
+  exit 2
+fi
+if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench_peers: --rounds must be a positive integer, got '$rounds'" >&2
   exit 2
 fi
 case "$torch_mode" in ops|autograd) ;; *) echo "bench_peers: --torch-mode must be ops or autograd" >&2; exit 2 ;; esac
@@ -81,24 +91,26 @@ echo
 # One section per comparison; each runs its drivers and prints (and appends to --out) its own
 # Markdown.
 section_kernels() {
-  local files=()
-  echo "bench_peers: bnlab..." >&2
-  "$build_dir/bench/peers/bnlab_batchnorm" --threads "$threads" "${driver_args[@]}" >"$raw.bnlab.txt"
-  files+=("$raw.bnlab.txt")
-  if [[ " ${targets[*]} " == *" onednn_batchnorm "* ]]; then
-    echo "bench_peers: oneDNN..." >&2
-    "$build_dir/bench/peers/onednn_batchnorm" --threads "$threads" "${driver_args[@]}" >"$raw.onednn.txt"
-    files+=("$raw.onednn.txt")
-  fi
-  echo "bench_peers: PyTorch..." >&2
-  # tcmalloc keeps freed pages instead of returning them to the kernel (release rate 0), so the
-  # outputs PyTorch allocates per call are not page-faulted in again on every call.
-  LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_batchnorm.py \
-    --threads "$threads" --mode "$torch_mode" "${driver_args[@]}" >"$raw.pytorch.txt"
-  files+=("$raw.pytorch.txt")
+  local files=() round
+  for ((round = 1; round <= rounds; round++)); do
+    echo "bench_peers: round $round of $rounds: bnlab..." >&2
+    "$build_dir/bench/peers/bnlab_batchnorm" --threads "$threads" "${driver_args[@]}" >"$raw.bnlab.$round.txt"
+    files+=("$raw.bnlab.$round.txt")
+    if [[ " ${targets[*]} " == *" onednn_batchnorm "* ]]; then
+      echo "bench_peers: round $round of $rounds: oneDNN..." >&2
+      "$build_dir/bench/peers/onednn_batchnorm" --threads "$threads" "${driver_args[@]}" >"$raw.onednn.$round.txt"
+      files+=("$raw.onednn.$round.txt")
+    fi
+    echo "bench_peers: round $round of $rounds: PyTorch..." >&2
+    # tcmalloc keeps freed pages instead of returning them to the kernel (release rate 0), so the
+    # outputs PyTorch allocates per call are not page-faulted in again on every call.
+    LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_batchnorm.py \
+      --threads "$threads" --mode "$torch_mode" "${driver_args[@]}" >"$raw.pytorch.$round.txt"
+    files+=("$raw.pytorch.$round.txt")
+  done
   /usr/bin/python3 bench/peers/merge_peers.py "${files[@]}" \
     --preamble "CPU: ${cpu:-unknown} ($(nproc) logical cores)" --preamble "Date: $when" \
-    --preamble "Threads: $threads; PyTorch mode: $torch_mode${driver_args[*]:+; driver options: ${driver_args[*]}}" \
+    --preamble "Threads: $threads; PyTorch mode: $torch_mode; rounds: $rounds (each entry: a library's best round)${driver_args[*]:+; driver options: ${driver_args[*]}}" \
     --out "$raw.kernels.md"
   cat "$raw.kernels.md" >>"$out"
 }
@@ -107,18 +119,27 @@ section_kernels() {
 # (bench_training, which also splits the time into GEMM, BatchNorm and the rest) and by PyTorch
 # in the same run with the same threads.
 section_epoch() {
-  echo "bench_peers: epoch, bnlab..." >&2
-  "$build_dir/bench/bench_training" --model bn --epochs 2 --threads "$threads" >"$raw.epoch_bnlab.txt"
-  echo "bench_peers: epoch, PyTorch..." >&2
-  LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_mlp_epoch.py \
-    --threads "$threads" --epochs 2 >"$raw.epoch_pytorch.txt"
+  local round
+  : >"$raw.epoch_bnlab.txt"
+  : >"$raw.epoch_pytorch.txt"
+  for ((round = 1; round <= rounds; round++)); do
+    echo "bench_peers: round $round of $rounds: epoch, bnlab..." >&2
+    "$build_dir/bench/bench_training" --model bn --epochs 2 --threads "$threads" >>"$raw.epoch_bnlab.txt"
+    echo "bench_peers: round $round of $rounds: epoch, PyTorch..." >&2
+    LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_mlp_epoch.py \
+      --threads "$threads" --epochs 2 >>"$raw.epoch_pytorch.txt"
+  done
   /usr/bin/python3 - "$raw.epoch_bnlab.txt" "$raw.epoch_pytorch.txt" >"$raw.epoch.md" <<'PY'
 import sys
-def epochs(path):
-    return [line.split() for line in open(path) if line.startswith("epoch ")]
-bnlab, torch = epochs(sys.argv[1]), epochs(sys.argv[2])
-# The second epoch of each: the first includes one-time costs (page faults, JIT, allocator warm-up).
-b, t = bnlab[-1], torch[-1]
+def second_epochs(path):
+    # Each round trains two epochs; the first includes one-time costs (page faults, JIT,
+    # allocator warm-up), so every second epoch line is one round's measurement.
+    lines = [line.split() for line in open(path) if line.startswith("epoch ")]
+    return lines[1::2]
+# The best round of each library.
+b = min(second_epochs(sys.argv[1]), key=lambda words: float(words[2]))
+t = min(second_epochs(sys.argv[2]), key=lambda words: float(words[2]))
+rounds = len(second_epochs(sys.argv[1]))
 seconds, gemm, bn, rest, steps = float(b[2]), float(b[3]), float(b[4]), float(b[5]), int(b[6])
 torch_seconds = float(t[2])
 print("## One epoch of the seed's Approach One model (batch 32, SGD, %d steps)" % steps)
@@ -129,7 +150,8 @@ print("| bnlab | %.3f | %.0f | %.3f s (%.0f%%) | %.3f s (%.0f%%) | %.3f s (%.0f%
     seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds, rest, 100 * rest / seconds))
 print("| PyTorch 1.13 | %.3f | %.0f | | | |" % (torch_seconds, torch_seconds / steps * 1e6))
 print()
-print("bnlab is %.1fx faster than PyTorch (second epoch of each; same threads, same run)." % (torch_seconds / seconds))
+print("bnlab is %.1fx faster than PyTorch (second epoch of each, best of %d interleaved rounds; same threads, same run)."
+      % (torch_seconds / seconds, rounds))
 PY
   cat "$raw.epoch.md"
   cat "$raw.epoch.md" >>"$out"

@@ -58,12 +58,15 @@ def read(paths):
                         checks[(op, shape)][library] = {
                             k: float(v) for k, v in (p.split("=", 1) for p in pairs)}
                     elif len(words) < 2 or words[1] != "bandwidth":  # the table shows those
-                        comments.append(line.rstrip("\n"))
+                        if line.rstrip("\n") not in comments:  # the same header from every round
+                            comments.append(line.rstrip("\n"))
                     continue
                 if len(words) != 4:
                     raise SystemExit(f"merge_peers: {path}: cannot parse line: {line.rstrip()}")
                 library, op, shape, ms = words
-                times[(library, op, shape)] = float(ms)
+                # Several rounds of one driver: keep its best (lowest) median.
+                key = (library, op, shape)
+                times[key] = min(float(ms), times.get(key, float("inf")))
                 if shape not in shapes:
                     shapes.append(shape)
     return times, checks, shapes, comments
