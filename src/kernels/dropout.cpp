@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "kernels/parallel.hpp"
+#include "kernels/vector_ops.hpp"
+
 namespace bnlab::kernels {
 
 namespace {
@@ -18,6 +21,12 @@ std::uint64_t mix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
+constexpr std::int64_t parallel_threshold = 1 << 15;
+
+BNLAB_MULTIVERSION void multiply_block(std::int64_t n, const float* a, const float* b, float* out) {
+  vec::map(n, a, b, out, [](vec::f32x16 u, vec::f32x16 v) BNLAB_LAMBDA_INLINE { return u * v; });
+}
+
 }  // namespace
 
 void dropout_mask(std::int64_t count, float rate, std::uint64_t seed, std::uint64_t stream, float* mask) {
@@ -27,21 +36,23 @@ void dropout_mask(std::int64_t count, float rate, std::uint64_t seed, std::uint6
   // Compare 53-bit integers, not floats: drop when u < rate with u uniform on [0, 1) in steps of 2^-53.
   const std::uint64_t threshold = static_cast<std::uint64_t>(std::ldexp(static_cast<double>(rate), 53));
   const std::uint64_t key = mix64(seed + golden_gamma * (mix64(stream) + 1));
-#pragma omp parallel for simd schedule(static) if (count > (1 << 15))
-  for (std::int64_t i = 0; i < count; ++i) {
-    const std::uint64_t u = mix64(key + golden_gamma * static_cast<std::uint64_t>(i)) >> 11;
-    mask[i] = u < threshold ? 0.0f : scale;
-  }
+  detail::for_elements(count, parallel_threshold, [&](std::int64_t begin, std::int64_t end) {
+#pragma omp simd
+    for (std::int64_t i = begin; i < end; ++i) {
+      const std::uint64_t u = mix64(key + golden_gamma * static_cast<std::uint64_t>(i)) >> 11;
+      mask[i] = u < threshold ? 0.0f : scale;
+    }
+  });
 }
 
 void dropout_forward(std::int64_t count, const float* x, const float* mask, float* y) {
-#pragma omp parallel for simd schedule(static) if (count > (1 << 15))
-  for (std::int64_t i = 0; i < count; ++i) y[i] = x[i] * mask[i];
+  detail::for_elements(count, parallel_threshold,
+                       [&](std::int64_t b, std::int64_t e) { multiply_block(e - b, x + b, mask + b, y + b); });
 }
 
 void dropout_backward(std::int64_t count, const float* dy, const float* mask, float* dx) {
-#pragma omp parallel for simd schedule(static) if (count > (1 << 15))
-  for (std::int64_t i = 0; i < count; ++i) dx[i] = dy[i] * mask[i];
+  detail::for_elements(count, parallel_threshold,
+                       [&](std::int64_t b, std::int64_t e) { multiply_block(e - b, dy + b, mask + b, dx + b); });
 }
 
 }  // namespace bnlab::kernels

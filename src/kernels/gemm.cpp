@@ -8,6 +8,8 @@
 #include <stdexcept>
 
 #include "bnlab/profile.hpp"
+#include "kernels/parallel.hpp"
+#include "kernels/vector_ops.hpp"
 
 namespace bnlab::kernels {
 
@@ -105,28 +107,47 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
   gemm(transpose_a, transpose_b, M, N, K, alpha, A, lda, B, ldb, beta, C, std::max<std::int64_t>(N, 1));
 }
 
-void add_row_vector(std::int64_t rows, std::int64_t cols, const float* bias, float* y) {
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
-  for (std::int64_t r = 0; r < rows; ++r) {
-    float* row = y + r * cols;
-    for (std::int64_t c = 0; c < cols; ++c) row[c] += bias[c];
+namespace {
+
+using vec::f32x16;
+
+constexpr std::int64_t bias_parallel_threshold = 1 << 16;
+
+BNLAB_MULTIVERSION void add_row_vector_rows(std::int64_t cols, std::int64_t r0, std::int64_t r1, const float* bias,
+                                            float* y) {
+  for (std::int64_t r = r0; r < r1; ++r)
+    vec::map(cols, y + r * cols, bias, y + r * cols, [](f32x16 v, f32x16 b) BNLAB_LAMBDA_INLINE { return v + b; });
+}
+
+// Columns [c0, c1): 16 columns at a time, each lane one column's accumulator walking the rows
+// in order from +0.
+BNLAB_MULTIVERSION void sum_rows_columns(std::int64_t rows, std::int64_t cols, std::int64_t c0, std::int64_t c1,
+                                         const float* dy, float* sums) {
+  std::int64_t c = c0;
+  for (; c + simd::lanes <= c1; c += simd::lanes) {
+    f32x16 acc{};
+    for (std::int64_t r = 0; r < rows; ++r) acc += vec::load(dy + r * cols + c);
+    vec::store(sums + c, acc);
+  }
+  if (c < c1) {
+    f32x16 acc{};
+    for (std::int64_t r = 0; r < rows; ++r) acc += vec::load_part(dy + r * cols + c, c1 - c);
+    vec::store_part(sums + c, acc, c1 - c);
   }
 }
 
+}  // namespace
+
+void add_row_vector(std::int64_t rows, std::int64_t cols, const float* bias, float* y) {
+  detail::for_ranges(rows, detail::worth_threads(rows * cols, bias_parallel_threshold), 1,
+                     [&](std::int64_t r0, std::int64_t r1) { add_row_vector_rows(cols, r0, r1, bias, y); });
+}
+
 void sum_rows(std::int64_t rows, std::int64_t cols, const float* dy, float* sums) {
-  // Threads take disjoint column blocks and each walks every row in order: the same additions
+  // Threads take disjoint column ranges and each walks every row in order: the same additions
   // in the same order for any thread count, while the inner loop stays contiguous.
-  constexpr std::int64_t block = 64;
-  const std::int64_t blocks = (cols + block - 1) / block;
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16) && blocks > 1)
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const std::int64_t begin = b * block, end = std::min(cols, begin + block);
-    for (std::int64_t c = begin; c < end; ++c) sums[c] = 0.0f;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float* row = dy + r * cols;
-      for (std::int64_t c = begin; c < end; ++c) sums[c] += row[c];
-    }
-  }
+  detail::for_ranges(cols, detail::worth_threads(rows * cols, bias_parallel_threshold), simd::lanes,
+                     [&](std::int64_t c0, std::int64_t c1) { sum_rows_columns(rows, cols, c0, c1, dy, sums); });
 }
 
 }  // namespace bnlab::kernels

@@ -46,28 +46,34 @@ const Tensor& Dense::forward(const Tensor& x, bool /*training*/) {
   const std::int64_t N = x.dim(0), F = input_shape_[0];
   Tensor& z = z_.resize(N, output_shape_, Layout::NC);
   kernels::gemm(false, false, N, units_, F, 1.0f, x.data(), kernel_.value.data(), 0.0f, z.data());
-  if (use_bias_) kernels::add_row_vector(N, units_, bias_.value.data(), z.data());
-  return activation_.forward(z);
+  // Bias and activation in one pass over z.
+  return activation_.forward(z, use_bias_ ? bias_.value.data() : nullptr);
 }
 
 const Tensor& Dense::backward(const Tensor& dy) {
   detail::check_input(*this, dy, output_shape_, "backward");
-  return backward_affine(activation_.backward(dy));
+  check_backward_batch(dy.dim(0));
+  // The activation's derivative and the bias gradient in one pass over dy.
+  return backward_affine(activation_.backward(dy, use_bias_ ? bias_.grad.data() : nullptr), false);
 }
 
 const Tensor& Dense::backward_from_logits(const Tensor& dlogits) {
   if (activation_.kind() != kernels::ActivationKind::softmax) return backward(dlogits);
   detail::check_input(*this, dlogits, output_shape_, "backward_from_logits");
-  return backward_affine(dlogits);
+  check_backward_batch(dlogits.dim(0));
+  return backward_affine(dlogits, use_bias_);
 }
 
-const Tensor& Dense::backward_affine(const Tensor& dz) {
-  if (!x_.defined() || x_.dim(0) != dz.dim(0))
+void Dense::check_backward_batch(std::int64_t batch) const {
+  if (!x_.defined() || x_.dim(0) != batch)
     throw std::invalid_argument(fmt::format("{}: backward got a batch of {}, the last forward had {}",
-                                            detail::describe(*this), dz.dim(0), x_.defined() ? x_.dim(0) : 0));
+                                            detail::describe(*this), batch, x_.defined() ? x_.dim(0) : 0));
+}
+
+const Tensor& Dense::backward_affine(const Tensor& dz, bool sum_bias) {
   const std::int64_t N = dz.dim(0), F = input_shape_[0];
   kernels::gemm(true, false, F, units_, N, 1.0f, x_.data(), dz.data(), 0.0f, kernel_.grad.data());
-  if (use_bias_) kernels::sum_rows(N, units_, dz.data(), bias_.grad.data());
+  if (sum_bias) kernels::sum_rows(N, units_, dz.data(), bias_.grad.data());
   Tensor& dx = dx_.resize(N, input_shape_, x_.layout() == Layout::NC ? Layout::NC : Layout::Plain);
   kernels::gemm(false, true, N, F, units_, 1.0f, dz.data(), kernel_.value.data(), 0.0f, dx.data());
   return dx;

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "bnlab/kernels/gemm.hpp"
+
 namespace bnlab::detail {
 
 Tensor& BatchBuffer::resize(std::int64_t batch, const Shape& sample_shape, Layout layout) {
@@ -52,6 +54,33 @@ const Tensor& ActivationStage::backward(const Tensor& dy) {
   const std::int64_t cols = dy.dim(dy.rank() - 1);
   const std::int64_t rows = cols == 0 ? 0 : dy.size() / cols;
   kernels::activation_backward(kind_, rows, cols, alpha_, z_.data(), y_.tensor().data(), dy.data(), dz.data());
+  return dz;
+}
+
+const Tensor& ActivationStage::forward(Tensor& z, const float* bias) {
+  z_ = z;
+  const std::int64_t cols = z.dim(z.rank() - 1);
+  const std::int64_t rows = cols == 0 ? 0 : z.size() / cols;
+  if (kind_ == kernels::ActivationKind::linear) {
+    if (bias) kernels::add_row_vector(rows, cols, bias, z.data());
+    return z_;
+  }
+  Tensor& y = y_.resize_like(z);
+  kernels::bias_activation_forward(kind_, rows, cols, alpha_, bias, z.data(), y.data());
+  return y;
+}
+
+const Tensor& ActivationStage::backward(const Tensor& dy, float* bias_grad) {
+  const std::int64_t cols = dy.dim(dy.rank() - 1);
+  const std::int64_t rows = cols == 0 ? 0 : dy.size() / cols;
+  if (kind_ == kernels::ActivationKind::linear) {
+    if (bias_grad) kernels::sum_rows(rows, cols, dy.data(), bias_grad);
+    passthrough_ = dy;
+    return passthrough_;
+  }
+  Tensor& dz = dz_.resize_like(dy);
+  kernels::activation_backward_bias_grad(kind_, rows, cols, alpha_, z_.data(), y_.tensor().data(), dy.data(),
+                                         dz.data(), bias_grad);
   return dz;
 }
 

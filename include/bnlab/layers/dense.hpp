@@ -39,7 +39,10 @@ public:
   bool use_bias() const { return use_bias_; }
 
 private:
-  const Tensor& backward_affine(const Tensor& dz);
+  // Throws unless the last forward saw a batch of this size.
+  void check_backward_batch(std::int64_t batch) const;
+  // The GEMMs of backward from dL/dz; sum_bias: the bias gradient is still to be computed.
+  const Tensor& backward_affine(const Tensor& dz, bool sum_bias);
 
   std::int64_t units_;
   bool use_bias_;

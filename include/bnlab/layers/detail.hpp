@@ -43,6 +43,12 @@ public:
   const Tensor& forward(const Tensor& z);
   // dL/dz from dL/dy for the z and y of the last forward. For linear the result is dy itself.
   const Tensor& backward(const Tensor& dy);
+  // Dense's fused passes (kernels::bias_activation_forward and activation_backward_bias_grad):
+  // forward adds bias (per last-dimension column, or nothing when null) to z in place before
+  // the activation; backward also writes the column sums of dL/dz into bias_grad when it is
+  // not null. Results and kept state are those of the unfused calls.
+  const Tensor& forward(Tensor& z, const float* bias);
+  const Tensor& backward(const Tensor& dy, float* bias_grad);
 
   const Tensor& input() const { return z_; }
 
