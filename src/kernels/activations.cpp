@@ -25,11 +25,11 @@ constexpr std::int64_t transcendental_threshold = 1 << 14;
 // NaN inputs give the same results as the plain expressions in the header's comments.
 
 BNLAB_MULTIVERSION void relu_forward_block(std::int64_t n, const float* x, float* y) {
-  vec::map(n, x, y, [](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::keep(v > 0.0f, v); });
+  vec::map(n, x, y, [](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, v); });
 }
 
 BNLAB_MULTIVERSION void relu_backward_block(std::int64_t n, const float* x, const float* dy, float* dx) {
-  vec::map(n, x, dy, dx, [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::keep(v > 0.0f, g); });
+  vec::map(n, x, dy, dx, [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, g); });
 }
 
 BNLAB_MULTIVERSION void leaky_relu_forward_block(std::int64_t n, float alpha, const float* x, float* y) {
@@ -101,7 +101,7 @@ BNLAB_MULTIVERSION void bias_activation_rows(ActivationKind kind, float alpha, s
   switch (kind) {
     case ActivationKind::relu:
       return bias_act_rows(cols, r0, r1, bias, z, y,
-                           [](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::keep(v > 0.0f, v); });
+                           [](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, v); });
     case ActivationKind::leaky_relu:
       return bias_act_rows(cols, r0, r1, bias, z, y,
                            [a](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::select(v > 0.0f, v, a * v); });
@@ -146,7 +146,7 @@ BNLAB_MULTIVERSION void activation_grad_sum_columns(ActivationKind kind, float a
   switch (kind) {
     case ActivationKind::relu:
       return grad_sum_columns(rows, cols, c0, c1, z, dy, dz, sums,
-                              [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::keep(v > 0.0f, g); });
+                              [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, g); });
     case ActivationKind::leaky_relu:
       return grad_sum_columns(rows, cols, c0, c1, z, dy, dz, sums,
                               [a](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::select(v > 0.0f, g, a * g); });

@@ -20,7 +20,8 @@
 namespace bnlab::kernels::vec {
 
 using simd::f32x16;
-using i32x16 = std::int32_t __attribute__((vector_size(64)));
+using simd::i32x16;
+using simd::keep_where;
 
 // value in every lane, bit for bit (simd::broadcast adds it to +0, which turns -0 into +0).
 BNLAB_INLINE f32x16 splat(float value) {
@@ -41,8 +42,6 @@ BNLAB_INLINE void store_part(float* p, f32x16 v, std::int64_t n) {
   std::memcpy(p, &v, static_cast<std::size_t>(n) * sizeof(float));
 }
 
-// v where mask is set, +0.0f elsewhere: the bits of `mask ? v : 0.0f`.
-BNLAB_INLINE f32x16 keep(i32x16 mask, f32x16 v) { return (f32x16)(mask & (i32x16)v); }
 // a where mask is set, b elsewhere.
 BNLAB_INLINE f32x16 select(i32x16 mask, f32x16 a, f32x16 b) {
   return (f32x16)((mask & (i32x16)a) | (~mask & (i32x16)b));
