@@ -18,10 +18,9 @@
 #                      bench/peers/torch_batchnorm.py for why ops is the default
 #   --build-dir DIR    CMake build folder (default build-peers)
 #   --sections LIST    comma-separated subset of: kernels, epoch (default both)
-#   --rounds N         run every driver N times, interleaved (default 3); each entry of the
-#                      tables is a library's best round (its lowest median), so a burst of load
-#                      from elsewhere on a shared machine hits one round of one library, not the
-#                      ratio
+#   --rounds N         run every driver N times, interleaved (default 5); each entry of the
+#                      tables is a library's median round, so a burst of load (or a lucky quiet
+#                      minute) on a shared host moves one round of one library, not the ratio
 #
 # Measure on a quiet machine: the drivers run one after the other, so anything else running
 # shows up as noise in whichever library it overlaps.
@@ -32,7 +31,7 @@ threads=2
 out=out/bench_peers.md
 build_dir=build-peers
 torch_mode=ops
-rounds=3
+rounds=5
 driver_args=()
 chosen_sections=()
 while [[ $# -gt 0 ]]; do
@@ -66,7 +65,9 @@ BNLAB_SETUP_EXTRA="${BNLAB_SETUP_EXTRA:-} libdnnl-dev libgoogle-perftools4" bash
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 targets=(bnlab_batchnorm bench_training)
 # bench/peers/CMakeLists.txt defines onednn_batchnorm only where it found oneDNN.
-if ninja -C "$build_dir" -t targets all | grep -q '^onednn_batchnorm:'; then
+# grep reads all of ninja's output (with -q it could stop early, and pipefail would then see
+# ninja die of SIGPIPE and take oneDNN for missing).
+if ninja -C "$build_dir" -t targets all | grep '^onednn_batchnorm:' >/dev/null; then
   targets+=(onednn_batchnorm)
 else
   echo "bench_peers: oneDNN not found by CMake; its column stays empty" >&2
@@ -110,7 +111,7 @@ section_kernels() {
   done
   /usr/bin/python3 bench/peers/merge_peers.py "${files[@]}" \
     --preamble "CPU: ${cpu:-unknown} ($(nproc) logical cores)" --preamble "Date: $when" \
-    --preamble "Threads: $threads; PyTorch mode: $torch_mode; rounds: $rounds (each entry: a library's best round)${driver_args[*]:+; driver options: ${driver_args[*]}}" \
+    --preamble "Threads: $threads; PyTorch mode: $torch_mode; rounds: $rounds (each entry: a library's median round)${driver_args[*]:+; driver options: ${driver_args[*]}}" \
     --out "$raw.kernels.md"
   cat "$raw.kernels.md" >>"$out"
 }
@@ -136,9 +137,11 @@ def second_epochs(path):
     # allocator warm-up), so every second epoch line is one round's measurement.
     lines = [line.split() for line in open(path) if line.startswith("epoch ")]
     return lines[1::2]
-# The best round of each library.
-b = min(second_epochs(sys.argv[1]), key=lambda words: float(words[2]))
-t = min(second_epochs(sys.argv[2]), key=lambda words: float(words[2]))
+# The median round of each library (an odd number of rounds picks a real one).
+def median_round(rounds):
+    return sorted(rounds, key=lambda words: float(words[2]))[(len(rounds) - 1) // 2]
+b = median_round(second_epochs(sys.argv[1]))
+t = median_round(second_epochs(sys.argv[2]))
 rounds = len(second_epochs(sys.argv[1]))
 seconds, gemm, bn, rest, steps = float(b[2]), float(b[3]), float(b[4]), float(b[5]), int(b[6])
 torch_seconds = float(t[2])
@@ -150,7 +153,7 @@ print("| bnlab | %.3f | %.0f | %.3f s (%.0f%%) | %.3f s (%.0f%%) | %.3f s (%.0f%
     seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds, rest, 100 * rest / seconds))
 print("| PyTorch 1.13 | %.3f | %.0f | | | |" % (torch_seconds, torch_seconds / steps * 1e6))
 print()
-print("bnlab is %.1fx faster than PyTorch (second epoch of each, best of %d interleaved rounds; same threads, same run)."
+print("bnlab is %.1fx faster than PyTorch (second epoch of each, median of %d interleaved rounds; same threads, same run)."
       % (torch_seconds / seconds, rounds))
 PY
   cat "$raw.epoch.md"

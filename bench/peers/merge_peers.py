@@ -10,6 +10,7 @@ computed the same results (the check sums, which the shared input data make comp
 """
 
 import argparse
+import statistics
 import sys
 from collections import defaultdict
 
@@ -42,7 +43,7 @@ def parse_shape_elements(shape):
 
 
 def read(paths):
-    times = {}
+    rounds = defaultdict(list)  # (library, op, shape) -> one median per round
     checks = defaultdict(dict)  # (op, shape) -> library -> {name: value}
     shapes = []
     comments = []
@@ -64,11 +65,13 @@ def read(paths):
                 if len(words) != 4:
                     raise SystemExit(f"merge_peers: {path}: cannot parse line: {line.rstrip()}")
                 library, op, shape, ms = words
-                # Several rounds of one driver: keep its best (lowest) median.
-                key = (library, op, shape)
-                times[key] = min(float(ms), times.get(key, float("inf")))
+                rounds[(library, op, shape)].append(float(ms))
                 if shape not in shapes:
                     shapes.append(shape)
+    # Several interleaved rounds: the median round. On a shared host the memory bandwidth a
+    # process gets moves by up to 2x from minute to minute; a library's best round would
+    # compare lucky windows, its median compares the typical one.
+    times = {key: statistics.median(values) for key, values in rounds.items()}
     return times, checks, shapes, comments
 
 
