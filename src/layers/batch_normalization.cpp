@@ -44,11 +44,11 @@ Shape BatchNormalization::build(const Shape& input_shape, Rng& rng) {
   const int axis = options_.axis < 0 ? options_.axis + rank + 1 : options_.axis;
   if (axis == rank) {
     channels_ = input_shape[rank - 1];
-    spatial_ = detail::element_count(input_shape) / channels_;
+    spatial_ = detail::element_count(*this, input_shape) / channels_;
     kernel_layout_ = rank == 1 ? Layout::NC : Layout::NHWC;
   } else if (axis == 1) {
     channels_ = input_shape[0];
-    spatial_ = detail::element_count(input_shape) / channels_;
+    spatial_ = detail::element_count(*this, input_shape) / channels_;
     kernel_layout_ = Layout::NCHW;
   } else {
     throw std::invalid_argument(fmt::format(

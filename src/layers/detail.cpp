@@ -107,9 +107,18 @@ bool has_sample_shape(const Tensor& x, const Shape& sample_shape) {
   return true;
 }
 
-std::int64_t element_count(const Shape& shape) {
+std::int64_t element_count(const Layer& layer, const Shape& shape) {
+  // A shape read from a model file can be forged; Tensor refuses more than 2^40 elements, so a
+  // per-sample shape past that could never be allocated, and its product could overflow.
+  constexpr std::int64_t limit = std::int64_t{1} << 40;
   std::int64_t count = 1;
-  for (std::int64_t d : shape) count *= d;
+  for (std::int64_t d : shape) {
+    if (d < 0 || (d != 0 && count > limit / d))
+      throw std::invalid_argument(fmt::format("{}: input shape {} has a negative dimension or more than 2^40 elements "
+                                              "per sample",
+                                              describe(layer), batch_shape_string(shape)));
+    count *= d;
+  }
   return count;
 }
 

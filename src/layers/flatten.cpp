@@ -18,7 +18,7 @@ Shape Flatten::build(const Shape& input_shape, Rng& /*rng*/) {
       throw std::invalid_argument(fmt::format("{}: input shape is {}, expected every dimension >= 1",
                                               detail::describe(*this), detail::batch_shape_string(input_shape)));
   input_shape_ = input_shape;
-  output_shape_ = {detail::element_count(input_shape)};
+  output_shape_ = {detail::element_count(*this, input_shape)};
   flat_batch_shape_ = {0, output_shape_[0]};
   input_batch_shape_ = {0};
   input_batch_shape_.insert(input_batch_shape_.end(), input_shape.begin(), input_shape.end());

@@ -83,6 +83,14 @@ TEST(MaxPool2D, BadArgumentsThrowNamingThem) {
   BNLAB_EXPECT_INVALID(MaxPool2D({3, 3}).build({2, 2, 1}, rng), "MaxPooling2D", "(None, 2, 2, 1)");
 }
 
+// A model file can carry any input shape; fuzz_model found one whose element count overflowed.
+TEST(Flatten, RefusesAShapeTooLargeToCount) {
+  Rng rng(0);
+  Flatten flatten;
+  BNLAB_EXPECT_INVALID(flatten.build({125370095370242, 131072}, rng), "Flatten", "2^40");
+  BNLAB_EXPECT_INVALID(flatten.build({1 << 20, 1 << 20, 2}, rng), "Flatten", "(None, 1048576, 1048576, 2)");
+}
+
 TEST(Flatten, IsAViewBothWays) {
   Rng rng(0);
   Flatten flatten;

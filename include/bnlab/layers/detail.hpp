@@ -70,7 +70,7 @@ Shape sample_shape_of(const Tensor& x);
 // x.rank() == sample_shape.size() + 1 and x's dimensions after the first equal sample_shape;
 // compares in place, so it allocates nothing (a training step must not).
 bool has_sample_shape(const Tensor& x, const Shape& sample_shape);
-std::int64_t element_count(const Shape& shape);
+std::int64_t element_count(const Layer& layer, const Shape& shape);  // throws past 2^40
 
 // Throws std::logic_error unless the layer was built.
 void require_built(const Layer& layer, const char* call);
