@@ -7,7 +7,7 @@
 // Two memory orders cover the three layouts:
 //   contiguous: one (n, c) plane of an NCHW tensor, len = H*W floats of one channel
 //   rows:       NC and NHWC, `rows` rows of `row_stride` floats; the loop covers `width`
-//               channels starting at the pointer it is given (a channel block)
+//               channels starting at the pointer it is given (the kernels pass whole rows)
 //
 // Determinism: a reduction over a contiguous plane uses 16 float lanes whatever the vector
 // width (a 16-lane vector type that the compiler splits into 1, 2 or 4 registers), folded into
