@@ -6,6 +6,7 @@
 
 #include "bnlab/kernels/gemm.hpp"
 #include "kernels/parallel.hpp"
+#include "kernels/softmax_row.hpp"
 #include "kernels/vector_ops.hpp"
 
 namespace bnlab::kernels {
@@ -53,19 +54,7 @@ BNLAB_MULTIVERSION void tanh_backward_block(std::int64_t n, const float* y, cons
 }
 
 void softmax_rows(std::int64_t cols, const float* x, float* y, std::int64_t r0, std::int64_t r1) {
-  for (std::int64_t r = r0; r < r1; ++r) {
-    const float* in = x + r * cols;
-    float* out = y + r * cols;
-    float max = in[0];
-    for (std::int64_t c = 1; c < cols; ++c) max = std::max(max, in[c]);
-    float sum = 0.0f;
-    for (std::int64_t c = 0; c < cols; ++c) {
-      out[c] = std::exp(in[c] - max);
-      sum += out[c];
-    }
-    const float inv_sum = 1.0f / sum;
-    for (std::int64_t c = 0; c < cols; ++c) out[c] *= inv_sum;
-  }
+  for (std::int64_t r = r0; r < r1; ++r) softmax_row(cols, x + r * cols, y + r * cols);
 }
 
 // The kinds the fused Dense passes handle in one sweep; the others (exp-based, softmax's row

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "kernels/parallel.hpp"
+#include "kernels/softmax_row.hpp"
 
 namespace bnlab::kernels {
 
@@ -33,17 +34,8 @@ void cross_entropy_rows(std::int64_t r0, std::int64_t r1, std::int64_t classes, 
                         const std::int32_t* labels, float* probabilities, float* sample_losses) {
   for (std::int64_t r = r0; r < r1; ++r) {
     const float* z = logits + r * classes;
-    float* p = probabilities + r * classes;
-    float max = z[0];
-    for (std::int64_t c = 1; c < classes; ++c) max = z[c] > max ? z[c] : max;
-    float sum = 0.0f;
-    for (std::int64_t c = 0; c < classes; ++c) {
-      p[c] = std::exp(z[c] - max);
-      sum += p[c];
-    }
-    const float inv_sum = 1.0f / sum;
-    for (std::int64_t c = 0; c < classes; ++c) p[c] *= inv_sum;
-    sample_losses[r] = std::log(sum) - (z[labels[r]] - max);
+    const SoftmaxRow row = softmax_row(classes, z, probabilities + r * classes);
+    sample_losses[r] = std::log(row.sum) - (z[labels[r]] - row.max);
   }
 }
 
