@@ -61,48 +61,50 @@ BNLAB_INLINE void fold_into(f32x16 v, double* total) {
   std::memcpy(total + 8, &high, sizeof high);
 }
 
-// K vectors of 16 channels whose float accumulators stay in registers across a fold of rows.
-// Each channel's order of additions is the same as the scalar remainder loop's below: rows in
-// order within a fold, then the fold into double.
+// One fold (at most rows_per_fold rows) of K vectors of 16 channels, their float accumulators
+// in registers. Each channel's order of additions is the same as the scalar remainder loop's
+// below: rows in order within the fold, then the fold into double.
 template <int K>
 BNLAB_INLINE void moments_rows_vectors(const float* x, std::int64_t rows, std::int64_t row_stride, const float* pivot,
                                        double* sum, double* sum_sq) {
-  f32x16 p[K];
+  f32x16 p[K], s[K], q[K];
 #pragma GCC unroll 4
-  for (int k = 0; k < K; ++k) p[k] = simd::load(pivot + k * simd::lanes);
-  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
-    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
-    f32x16 s[K], q[K];
-#pragma GCC unroll 4
-    for (int k = 0; k < K; ++k) s[k] = q[k] = f32x16{};
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const float* row = x + r * row_stride;
-#pragma GCC unroll 4
-      for (int k = 0; k < K; ++k) {
-        const f32x16 d = simd::load(row + k * simd::lanes) - p[k];
-        s[k] += d;
-        q[k] += d * d;
-      }
-    }
+  for (int k = 0; k < K; ++k) {
+    p[k] = simd::load(pivot + k * simd::lanes);
+    s[k] = q[k] = f32x16{};
+  }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * row_stride;
 #pragma GCC unroll 4
     for (int k = 0; k < K; ++k) {
-      fold_into(s[k], sum + k * simd::lanes);
-      fold_into(q[k], sum_sq + k * simd::lanes);
+      const f32x16 d = simd::load(row + k * simd::lanes) - p[k];
+      s[k] += d;
+      q[k] += d * d;
     }
   }
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    fold_into(s[k], sum + k * simd::lanes);
+    fold_into(q[k], sum_sq + k * simd::lanes);
+  }
+}
+
+// task(r0, n) for consecutive tiles [r0, r0 + n) of at most tile_rows rows covering [0, rows).
+template <class TileTask>
+BNLAB_INLINE void for_tiles(std::int64_t rows, std::int64_t tile_rows, TileTask task) {
+  for (std::int64_t r0 = 0; r0 < rows; r0 += tile_rows) task(r0, r0 + tile_rows < rows ? tile_rows : rows - r0);
 }
 
 BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
                                           std::int64_t width, const float* pivot, double* sum, double* sum_sq) {
-  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
-    const std::int64_t tile = r0 + rows_per_fold < rows ? rows_per_fold : rows - r0;
+  for_tiles(rows, rows_per_fold, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
     std::int64_t c = 0;
     for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
       moments_rows_vectors<4>(xt + c, tile, row_stride, pivot + c, sum + c, sum_sq + c);
     for (; c + simd::lanes <= width; c += simd::lanes)
       moments_rows_vectors<1>(xt + c, tile, row_stride, pivot + c, sum + c, sum_sq + c);
-    if (c == width) continue;
+    if (c == width) return;
     float s[simd::lanes] = {}, q[simd::lanes] = {};
     const std::int64_t rest = width - c;
     for (std::int64_t r = 0; r < tile; ++r) {
@@ -117,7 +119,7 @@ BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std
       sum[c + k] += s[k];
       sum_sq[c + k] += q[k];
     }
-  }
+  });
 }
 
 BNLAB_INLINE float normalized(float x, float pivot, float centered_mean, float scale, float shift) {
@@ -173,8 +175,7 @@ BNLAB_INLINE void for_row_tiles(std::int64_t rows, std::int64_t width, TileTask 
     tile_task(0, rows);
     return;
   }
-  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_tile)
-    tile_task(r0, r0 + rows_per_tile < rows ? rows_per_tile : rows - r0);
+  for_tiles(rows, rows_per_tile, tile_task);
 }
 
 // Streaming row by row needs whole lines: rows that start on a line and span whole vectors.
@@ -220,7 +221,7 @@ template <bool relu, bool stream>
 BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* pivot, const float* centered_mean,
                                       const float* scale, const float* shift) {
-  for_row_tiles(rows, width, [&](std::int64_t r0, std::int64_t tile) {
+  for_row_tiles(rows, width, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
     float* yt = y + r0 * row_stride;
     std::int64_t c = 0;
@@ -299,35 +300,30 @@ template <bool relu, int K>
 BNLAB_INLINE void grad_sums_rows_vectors(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                          const float* mean, const float* scale, const float* shift, double* sum_dy,
                                          double* sum_dy_xc) {
-  f32x16 m[K], sc[K], sh[K];
+  f32x16 m[K], sc[K], sh[K], a[K], b[K];
 #pragma GCC unroll 4
   for (int k = 0; k < K; ++k) {
     m[k] = simd::load(mean + k * simd::lanes);
     sc[k] = simd::load(scale + k * simd::lanes);
     sh[k] = simd::load(shift + k * simd::lanes);
+    a[k] = b[k] = f32x16{};
   }
-  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
-    const std::int64_t r1 = r0 + rows_per_fold < rows ? r0 + rows_per_fold : rows;
-    f32x16 a[K], b[K];
-#pragma GCC unroll 4
-    for (int k = 0; k < K; ++k) a[k] = b[k] = f32x16{};
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * row_stride;
-      const float* dyr = dy + r * row_stride;
-#pragma GCC unroll 4
-      for (int k = 0; k < K; ++k) {
-        const f32x16 xc = simd::load(xr + k * simd::lanes) - m[k];
-        f32x16 g = relu ? simd::load_eager(dyr + k * simd::lanes) : simd::load(dyr + k * simd::lanes);
-        if constexpr (relu) g = simd::keep_where(xc * sc[k] + sh[k] > 0.0f, g);
-        a[k] += g;
-        b[k] += g * xc;
-      }
-    }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * row_stride;
+    const float* dyr = dy + r * row_stride;
 #pragma GCC unroll 4
     for (int k = 0; k < K; ++k) {
-      fold_into(a[k], sum_dy + k * simd::lanes);
-      fold_into(b[k], sum_dy_xc + k * simd::lanes);
+      const f32x16 xc = simd::load(xr + k * simd::lanes) - m[k];
+      f32x16 g = relu ? simd::load_eager(dyr + k * simd::lanes) : simd::load(dyr + k * simd::lanes);
+      if constexpr (relu) g = simd::keep_where(xc * sc[k] + sh[k] > 0.0f, g);
+      a[k] += g;
+      b[k] += g * xc;
     }
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    fold_into(a[k], sum_dy + k * simd::lanes);
+    fold_into(b[k], sum_dy_xc + k * simd::lanes);
   }
 }
 
@@ -335,8 +331,7 @@ template <bool relu>
 BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* mean, const float* scale, const float* shift,
                                       double* sum_dy, double* sum_dy_xc) {
-  for (std::int64_t r0 = 0; r0 < rows; r0 += rows_per_fold) {
-    const std::int64_t tile = r0 + rows_per_fold < rows ? rows_per_fold : rows - r0;
+  for_tiles(rows, rows_per_fold, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
     const float* dyt = dy + r0 * row_stride;
     std::int64_t c = 0;
@@ -346,7 +341,7 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
     for (; c + simd::lanes <= width; c += simd::lanes)
       grad_sums_rows_vectors<relu, 1>(xt + c, dyt + c, tile, row_stride, mean + c, scale + c, shift + c, sum_dy + c,
                                       sum_dy_xc + c);
-    if (c == width) continue;
+    if (c == width) return;
     float a[simd::lanes] = {}, b[simd::lanes] = {};
     const std::int64_t rest = width - c;
     for (std::int64_t r = 0; r < tile; ++r) {
@@ -363,7 +358,7 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
       sum_dy[c + k] += a[k];
       sum_dy_xc[c + k] += b[k];
     }
-  }
+  });
 }
 
 BNLAB_MULTIVERSION void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
@@ -451,7 +446,7 @@ template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
                                        std::int64_t row_stride, std::int64_t width, const float* mean, const float* a,
                                        const float* b, const float* c, const float* scale, const float* shift) {
-  for_row_tiles(rows, width, [&](std::int64_t r0, std::int64_t tile) {
+  for_row_tiles(rows, width, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
     const float* dyt = dy + r0 * row_stride;
     float* dxt = dx + r0 * row_stride;

@@ -18,6 +18,9 @@
 #endif
 
 #define BNLAB_INLINE inline __attribute__((always_inline))
+// For lambdas called from a multiversioned function: a lambda is a function of its own, compiled
+// for baseline x86-64; only inlined into the multiversioned caller does it run at its width.
+#define BNLAB_LAMBDA_INLINE __attribute__((always_inline))
 
 namespace bnlab::simd {
 

@@ -13,10 +13,6 @@
 
 #include "kernels/simd.hpp"
 
-// For the lambdas handed to map(): a lambda is a function of its own, compiled for baseline
-// x86-64; only inlined into the multiversioned caller does it run at the caller's width.
-#define BNLAB_LAMBDA_INLINE __attribute__((always_inline))
-
 namespace bnlab::kernels::vec {
 
 using simd::f32x16;
