@@ -22,8 +22,9 @@
 #                      tables is a library's median round, so a burst of load (or a lucky quiet
 #                      minute) on a shared host moves one round of one library, not the ratio
 #
-# Measure on a quiet machine: the drivers run one after the other, so anything else running
-# shows up as noise in whichever library it overlaps.
+# Measure on a quiet machine: the drivers run one after the other (each operation timed beside a
+# copy probe in its own process, and compared in those units: bench/peers/README.md), so anything
+# else running shows up as noise in whichever library it overlaps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,7 +64,7 @@ case "$torch_mode" in ops|autograd) ;; *) echo "bench_peers: --torch-mode must b
 BNLAB_SETUP_EXTRA="${BNLAB_SETUP_EXTRA:-} libdnnl-dev libgoogle-perftools4" bash scripts/setup.sh
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(bnlab_batchnorm bench_training)
+targets=(bnlab_batchnorm bnlab_probe bench_training)
 # bench/peers/CMakeLists.txt defines onednn_batchnorm only where it found oneDNN.
 # grep reads all of ninja's output (with -q it could stop early, and pipefail would then see
 # ninja die of SIGPIPE and take oneDNN for missing).
@@ -106,7 +107,8 @@ section_kernels() {
     # tcmalloc keeps freed pages instead of returning them to the kernel (release rate 0), so the
     # outputs PyTorch allocates per call are not page-faulted in again on every call.
     LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_batchnorm.py \
-      --threads "$threads" --mode "$torch_mode" "${driver_args[@]}" >"$raw.pytorch.$round.txt"
+      --threads "$threads" --mode "$torch_mode" --probe-lib "$build_dir/bench/peers/libbnlab_probe.so" \
+      "${driver_args[@]}" >"$raw.pytorch.$round.txt"
     files+=("$raw.pytorch.$round.txt")
   done
   /usr/bin/python3 bench/peers/merge_peers.py "${files[@]}" \

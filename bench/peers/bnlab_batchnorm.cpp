@@ -5,9 +5,9 @@
 //
 //   bnlab_batchnorm [--threads N] [--quick] ...      (see peer_common.hpp)
 //
-// Lines: "bnlab <op> <shape> <ms>", "probe copy_plain|copy_streaming <shape> <ms>" (a copy moves
-// 2 tensor passes), "# check ..." and "# bandwidth ..." comments (what the merged table shows,
-// for reading the raw output).
+// Lines: "bnlab <op> <shape> <ms> copy_plain=<ms> copy_streaming=<ms>" (a copy moves 2 tensor
+// passes), "# check ..." and "# bandwidth ..." comments (what the merged table shows, for reading
+// the raw output).
 
 #include <omp.h>
 
@@ -61,21 +61,18 @@ void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
   }
   const double bytes_per_pass = static_cast<double>(n) * sizeof(float);
 
-  // The probe: the faster of a plain and a streaming copy is the floor the kernels are held to.
-  const double plain_ms = peers::time_ms(o, [&] { bnlab::bench::copy_plain(x.get(), y.get(), n); });
-  peers::print_result("probe", "copy_plain", ps, plain_ms);
-  const double streaming_ms = peers::time_ms(o, [&] { bnlab::bench::copy_streaming(x.get(), y.get(), n); });
-  peers::print_result("probe", "copy_streaming", ps, streaming_ms);
-  const double copy_gbps = 2 * bytes_per_pass / (std::min(plain_ms, streaming_ms) * 1e6);
-  std::printf("# bandwidth probe %s: copy %.2f GB/s (plain %.2f, streaming %.2f)\n", ps.name, copy_gbps,
-              2 * bytes_per_pass / (plain_ms * 1e6), 2 * bytes_per_pass / (streaming_ms * 1e6));
-
-  auto report = [&](const Operation& op, double ms) {
-    peers::print_result("bnlab", op.name, ps, ms);
-    const double gbps = op.passes * bytes_per_pass / (ms * 1e6);
-    std::printf("# bandwidth bnlab %s %s: %.2f GB/s over %d passes, %.2f of the copy probe\n", op.name, ps.name, gbps,
-                op.passes, gbps / copy_gbps);
+  // The probe: the faster of a plain and a streaming copy of x into y is the floor the kernels
+  // are held to, timed beside each operation (peer_common.hpp's time_paired).
+  auto plain = [&] { bnlab::bench::copy_plain(x.get(), y.get(), n); };
+  auto streaming = [&] { bnlab::bench::copy_streaming(x.get(), y.get(), n); };
+  auto report = [&](const Operation& op, const peers::PairedTiming& t) {
+    peers::print_result("bnlab", op.name, ps, t);
+    const double copy_gbps = 2 * bytes_per_pass / (std::min(t.plain_ms, t.streaming_ms) * 1e6);
+    const double gbps = op.passes * bytes_per_pass / (t.ms * 1e6);
+    std::printf("# bandwidth bnlab %s %s: %.2f GB/s over %d passes, copy %.2f GB/s beside it, %.2f of the probe\n",
+                op.name, ps.name, gbps, op.passes, copy_gbps, gbps / copy_gbps);
   };
+  auto timed = [&](auto&& body) { return peers::time_paired(o, body, plain, streaming); };
   auto forward_training = [&](FusedActivation act) {
     bnlab::kernels::batchnorm_forward_training(s, x.get(), gamma.get(), beta.get(), peers::epsilon, y.get(),
                                                mean.get(), inv_std.get(), variance.get(), act);
@@ -92,19 +89,19 @@ void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
                 peers::sum_abs(dx.get(), n), peers::sum_abs(dgamma.get(), c), peers::sum_abs(dbeta.get(), c));
   };
 
-  report({"forward_training", 3}, peers::time_ms(o, [&] { forward_training(FusedActivation::none); }));
+  report({"forward_training", 3}, timed([&] { forward_training(FusedActivation::none); }));
   check_forward("forward_training");
-  report({"forward_inference", 2}, peers::time_ms(o, [&] {
+  report({"forward_inference", 2}, timed([&] {
            bnlab::kernels::batchnorm_forward_inference(s, x.get(), moving_mean.get(), moving_variance.get(),
                                                        gamma.get(), beta.get(), peers::epsilon, y.get());
          }));
   check_forward("forward_inference");
   // The backward reads saved_mean/saved_inv_std as the training forward above left them.
-  report({"backward", 5}, peers::time_ms(o, [&] { backward(FusedActivation::none); }));
+  report({"backward", 5}, timed([&] { backward(FusedActivation::none); }));
   check_backward("backward");
-  report({"forward_training_relu", 3}, peers::time_ms(o, [&] { forward_training(FusedActivation::relu); }));
+  report({"forward_training_relu", 3}, timed([&] { forward_training(FusedActivation::relu); }));
   check_forward("forward_training_relu");
-  report({"backward_relu", 5}, peers::time_ms(o, [&] { backward(FusedActivation::relu); }));
+  report({"backward_relu", 5}, timed([&] { backward(FusedActivation::relu); }));
   check_backward("backward_relu");
 }
 

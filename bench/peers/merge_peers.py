@@ -2,11 +2,18 @@
 """Merges the peer drivers' outputs into one Markdown table (scripts/bench_peers.sh).
 
 Reads the lines of peer_common.hpp's format from each file given:
-    <library> <operation> <shape> <ms>                  library: bnlab, onednn, pytorch, probe
+    <library> <operation> <shape> <ms> copy_plain=<ms> copy_streaming=<ms>
     # check <library> <operation> <shape> name=value ...
-and writes the table with bnlab's speed-ups (peer ms / bnlab ms: above 1x bnlab is faster),
-bnlab's bandwidth against the copy probe, the probe per shape, and whether every library
-computed the same results (the check sums, which the shared input data make comparable).
+and writes the table with bnlab's speed-ups, bnlab's bandwidth against the copy probe, the probe
+per shape, and whether every library computed the same results (the check sums, which the shared
+input data make comparable).
+
+Every operation was timed beside the copy probe in its own process, sample by sample
+(peer_common.hpp's time_paired), so each entry is first made a ratio to the probe timed beside
+it: "probe units", the operation's time over the faster copy's. The speed-ups compare those
+(peer units / bnlab units: above 1x bnlab is faster), and "vs copy" is bnlab's. On this host the
+bandwidth a process gets moves by up to 2x between minutes; libraries measured in turn, by raw
+milliseconds, would compare different minutes. The milliseconds are shown too (median round).
 """
 
 import argparse
@@ -43,7 +50,7 @@ def parse_shape_elements(shape):
 
 
 def read(paths):
-    rounds = defaultdict(list)  # (library, op, shape) -> one median per round
+    rounds = defaultdict(list)  # (library, op, shape) -> one (ms, plain ms, streaming ms) per round
     checks = defaultdict(dict)  # (op, shape) -> library -> {name: value}
     shapes = []
     comments = []
@@ -62,17 +69,43 @@ def read(paths):
                         if line.rstrip("\n") not in comments:  # the same header from every round
                             comments.append(line.rstrip("\n"))
                     continue
-                if len(words) != 4:
-                    raise SystemExit(f"merge_peers: {path}: cannot parse line: {line.rstrip()}")
-                library, op, shape, ms = words
-                rounds[(library, op, shape)].append(float(ms))
+                try:
+                    library, op, shape, ms, plain, streaming = words
+                    probe = dict(p.split("=", 1) for p in (plain, streaming))
+                    entry = (float(ms), float(probe["copy_plain"]), float(probe["copy_streaming"]))
+                except (ValueError, KeyError):
+                    raise SystemExit(f"merge_peers: {path}: cannot parse line (expected '<library> <operation> "
+                                     f"<shape> <ms> copy_plain=<ms> copy_streaming=<ms>'): {line.rstrip()}")
+                rounds[(library, op, shape)].append(entry)
                 if shape not in shapes:
                     shapes.append(shape)
-    # Several interleaved rounds: the median round. On a shared host the memory bandwidth a
-    # process gets moves by up to 2x from minute to minute; a library's best round would
-    # compare lucky windows, its median compares the typical one.
-    times = {key: statistics.median(values) for key, values in rounds.items()}
-    return times, checks, shapes, comments
+    return Results(rounds), checks, shapes, comments
+
+
+class Results:
+    """Per (library, operation, shape): the median round's milliseconds, and the median over rounds
+    of the time in probe units (operation ms over the faster copy's ms beside it). On a shared host
+    a library's best round would compare lucky windows; its median compares the typical one."""
+
+    def __init__(self, rounds):
+        self.ms = {key: statistics.median(e[0] for e in entries) for key, entries in rounds.items()}
+        self.units = {key: statistics.median(e[0] / min(e[1], e[2]) for e in entries)
+                      for key, entries in rounds.items()}
+        # The probe per shape, from bnlab's process: medians over its operations and rounds.
+        self.probe = {}
+        for (library, _, shape), entries in rounds.items():
+            if library == "bnlab":
+                self.probe.setdefault(shape, []).extend(entries)
+
+    def probe_bandwidth(self, shape):
+        """(faster copy GB/s, plain GB/s, streaming GB/s) from bnlab's process, or None."""
+        entries = self.probe.get(shape)
+        if not entries:
+            return None
+        moved = 2 * parse_shape_elements(shape) * 4  # a copy reads and writes the tensor once
+        plain = statistics.median(e[1] for e in entries)
+        streaming = statistics.median(e[2] for e in entries)
+        return moved / (min(plain, streaming) * 1e6), moved / (plain * 1e6), moved / (streaming * 1e6)
 
 
 def fmt_ms(ms):
@@ -87,45 +120,34 @@ def fmt_ratio(numerator, denominator):
     return f"{numerator / denominator:.2f}x"
 
 
-def copy_floor(times, shape):
-    """(bytes per second of the faster copy, plain GB/s, streaming GB/s) or None."""
-    plain = times.get(("probe", "copy_plain", shape))
-    streaming = times.get(("probe", "copy_streaming", shape))
-    if plain is None or streaming is None:
-        return None
-    moved = 2 * parse_shape_elements(shape) * 4  # a copy reads and writes the tensor once
-    return moved / (min(plain, streaming) * 1e-3), moved / (plain * 1e6), moved / (streaming * 1e6)
-
-
-def table(times, shapes):
+def table(results, shapes):
     lines = ["| shape | operation | bnlab ms | oneDNN ms | PyTorch ms | bnlab/oneDNN speed-up "
              "| bnlab/PyTorch speed-up | bnlab vs copy |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for shape in shapes:
-        probe = copy_floor(times, shape)
         for op, label, passes in OPERATIONS:
-            bnlab = times.get(("bnlab", op, shape))
-            peers = [times.get((library, op, shape)) for library, _ in PEERS]
-            if bnlab is None and all(p is None for p in peers):
+            keys = [(library, op, shape) for library in ["bnlab"] + [p for p, _ in PEERS]]
+            if all(k not in results.ms for k in keys):
                 continue
-            vs_copy = "—"
-            if bnlab is not None and probe is not None:
-                bandwidth = passes * parse_shape_elements(shape) * 4 / (bnlab * 1e-3)
-                vs_copy = f"{bandwidth / probe[0]:.2f}"
-            lines.append(f"| {shape} | {label} | {fmt_ms(bnlab)} | {fmt_ms(peers[0])} | {fmt_ms(peers[1])} "
-                         f"| {fmt_ratio(peers[0], bnlab)} | {fmt_ratio(peers[1], bnlab)} | {vs_copy} |")
+            ms = [results.ms.get(k) for k in keys]
+            units = [results.units.get(k) for k in keys]
+            # A kernel moving `passes` tensor passes in the time of a copy (2 passes) runs at
+            # passes / 2 of the copy's bandwidth.
+            vs_copy = f"{passes / 2 / units[0]:.2f}" if units[0] else "—"
+            lines.append(f"| {shape} | {label} | {fmt_ms(ms[0])} | {fmt_ms(ms[1])} | {fmt_ms(ms[2])} "
+                         f"| {fmt_ratio(units[1], units[0])} | {fmt_ratio(units[2], units[0])} | {vs_copy} |")
     return lines
 
 
-def probe_table(times, shapes):
+def probe_table(results, shapes):
     lines = ["| shape | tensor MB | copy probe GB/s | plain GB/s | streaming GB/s |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for shape in shapes:
-        probe = copy_floor(times, shape)
+        probe = results.probe_bandwidth(shape)
         if probe is None:
             continue
         mb = parse_shape_elements(shape) * 4 / 1e6
-        lines.append(f"| {shape} | {mb:.2f} | {probe[0] / 1e9:.2f} | {probe[1]:.2f} | {probe[2]:.2f} |")
+        lines.append(f"| {shape} | {mb:.2f} | {probe[0]:.2f} | {probe[1]:.2f} | {probe[2]:.2f} |")
     return lines
 
 
@@ -172,23 +194,25 @@ def main():
     parser.add_argument("--out", help="also write the Markdown here")
     args = parser.parse_args()
 
-    times, checks, shapes, comments = read(args.files)
+    results, checks, shapes, comments = read(args.files)
     lines = [f"## {args.title}", ""]
     lines += [f"{p}  " for p in args.preamble]
     if args.preamble:
         lines.append("")
-    lines += table(times, shapes)
+    lines += table(results, shapes)
     lines += ["",
               "Milliseconds per call: median of the samples after a warm-up, wall clock, the same "
-              "thread count for all. The speed-ups are peer ms over bnlab ms (above 1x bnlab is "
-              "faster). bnlab vs copy: bnlab's bandwidth over its "
-              "minimum traffic (forward training 3 tensor passes, inference 2, backward 5, the "
-              "fused ReLU none more) divided by the copy probe's (the faster of a plain and a "
-              "streaming copy of the same tensor, 2 passes); 1.00 streams as fast as a copy. "
+              "thread count for all (median round). Every operation was timed beside the copy "
+              "probe (the faster of a plain and a streaming copy of the same tensor), sample by "
+              "sample, in its own process; the speed-ups compare times in those probe units (peer "
+              "over bnlab, above 1x bnlab is faster), so a library is not favoured by the minute "
+              "it ran in. bnlab vs copy: bnlab's bandwidth over its minimum traffic (forward "
+              "training 3 tensor passes, inference 2, backward 5, the fused ReLU none more) "
+              "divided by the probe's beside it (2 passes); 1.00 streams as fast as a copy. "
               "PyTorch's BN+ReLU is batch_norm then relu_ (it does not fuse them); oneDNN's is "
               "the fuse_norm_relu flag.",
               ""]
-    lines += probe_table(times, shapes)
+    lines += probe_table(results, shapes)
     lines += [""] + check_report(checks)
     lines += ["", "Drivers:", ""] + [f"    {c}" for c in comments]
     text = "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 // oneDNN's side of the peer comparison (scripts/bench_peers.sh): the batch normalization
 // primitive of oneDNN 2.6 (Debian libdnnl-dev, C++ API dnnl.hpp) on the shared shapes, timed by
-// the rule in peer_common.hpp.
+// the rule in peer_common.hpp, beside bnlab's copy probe on oneDNN's own buffers.
 //
 //   onednn_batchnorm [--threads N] [--quick] ...      (see peer_common.hpp)
 //
@@ -27,6 +27,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "kernels/memory_probe.hpp"
 #include "peer_common.hpp"
 
 namespace {
@@ -152,6 +153,13 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
     p.execute(stream, args);
     stream.wait();
   };
+  // The copy probe beside every operation (peer_common.hpp's time_paired), on oneDNN's own
+  // buffers: x into y, as the other drivers do.
+  auto plain = [&] { bnlab::bench::copy_plain(data(x), data(y), n); };
+  auto streaming = [&] { bnlab::bench::copy_streaming(data(x), data(y), n); };
+  auto timed = [&](const dnnl::primitive& p, const Args& args) {
+    return peers::time_paired(o, [&] { run(p, args); }, plain, streaming);
+  };
   auto check_forward = [&](const char* op) {
     std::printf("# check onednn %s %s sum_abs_y=%.9e\n", op, s.name, peers::sum_abs(data(y), n));
   };
@@ -160,19 +168,19 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
                 peers::sum_abs(data(dx), n), peers::sum_abs(data(dgamma), c), peers::sum_abs(data(dbeta), c));
   };
 
-  peers::print_result("onednn", "forward_training", s, peers::time_ms(o, [&] { run(training, training_args); }));
+  peers::print_result("onednn", "forward_training", s, timed(training, training_args));
   check_forward("forward_training");
   peers::print_result("onednn", "forward_inference", s,
-                      peers::time_ms(o, [&] { run(inference, inference_args); }));
+                      timed(inference, inference_args));
   check_forward("forward_inference");
   // mean/variance still hold the training forward's batch statistics: inference reads its own.
-  peers::print_result("onednn", "backward", s, peers::time_ms(o, [&] { run(backward_plain, backward_args); }));
+  peers::print_result("onednn", "backward", s, timed(backward_plain, backward_args));
   check_backward("backward");
   peers::print_result("onednn", "forward_training_relu", s,
-                      peers::time_ms(o, [&] { run(training_relu, training_relu_args); }));
+                      timed(training_relu, training_relu_args));
   check_forward("forward_training_relu");
   peers::print_result("onednn", "backward_relu", s,
-                      peers::time_ms(o, [&] { run(backward_relu, backward_relu_args); }));
+                      timed(backward_relu, backward_relu_args));
   check_backward("backward_relu");
 }
 

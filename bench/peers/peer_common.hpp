@@ -5,7 +5,8 @@
 // line for line; a change here must be made there too.
 //
 // Output, one line per measurement, parsed by merge_peers.py:
-//   <library> <operation> <shape> <milliseconds per call>
+//   <library> <operation> <shape> <milliseconds per call> copy_plain=<ms> copy_streaming=<ms>
+// (the copy probe timed beside the operation, sample by sample: see time_paired)
 // and, after the timing, lines that let the merge check that every library computed the same
 // thing (sums of absolute values in double, layout independent):
 //   # check <library> <operation> <shape> <name>=<value> ...
@@ -141,36 +142,65 @@ inline double now_ms() {
       .count();
 }
 
-// Wall-clock milliseconds per call of `body`: `warmup` calls first (caches, lazy initialization,
-// the allocator's pools), then the median of `repetitions` samples. One call of the small shapes
-// takes microseconds, close to the clock's own cost and to scheduler noise, so a sample is as
-// many back-to-back calls as make it last at least min_sample_ms (decided from the fastest
-// warm-up call); the large shapes are one call per sample. The median, not the mean, so one
-// preempted sample on a shared machine does not move the result.
+// Calls per sample for `body`, from its fastest of `warmup` calls (which also warm caches, lazy
+// initialization and the allocator's pools): one call of the small shapes takes microseconds,
+// close to the clock's own cost and to scheduler noise, so a sample is as many back-to-back calls
+// as make it last at least min_sample_ms; the large shapes are one call per sample.
 template <class Body>
-double time_ms(const Options& o, Body&& body) {
+std::int64_t calls_per_sample(const Options& o, Body& body) {
   double fastest = 1e300;
   for (int i = 0; i < o.warmup; ++i) {
     const double start = now_ms();
     body();
     fastest = std::min(fastest, now_ms() - start);
   }
-  const std::int64_t calls =
-      std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_sample_ms / std::max(fastest, 1e-6))));
-  std::vector<double> samples;
-  samples.reserve(static_cast<std::size_t>(o.repetitions));
-  for (int r = 0; r < o.repetitions; ++r) {
-    const double start = now_ms();
-    for (std::int64_t k = 0; k < calls; ++k) body();
-    samples.push_back((now_ms() - start) / static_cast<double>(calls));
-  }
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_sample_ms / std::max(fastest, 1e-6))));
+}
+
+template <class Body>
+double sample_ms(Body& body, std::int64_t calls) {
+  const double start = now_ms();
+  for (std::int64_t k = 0; k < calls; ++k) body();
+  return (now_ms() - start) / static_cast<double>(calls);
+}
+
+inline double median(std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
   const std::size_t n = samples.size();
   return n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
 }
 
-inline void print_result(const char* library, const char* operation, const PeerShape& s, double ms) {
-  std::printf("%s %s %s %.6f\n", library, operation, s.name, ms);
+// An operation's milliseconds per call and, measured in the same seconds, the copy probe's: the
+// plain and the streaming copy of the library's own input tensor into its output tensor.
+struct PairedTiming {
+  double ms;            // the operation
+  double plain_ms;      // plain copy of the same tensor
+  double streaming_ms;  // copy with non-temporal stores
+};
+
+// Each of `repetitions` samples runs the plain copy, the streaming copy and then the operation,
+// and the result is the median of each. Timing the probe beside every operation, sample by
+// sample, is what makes ratios across processes meaningful on this host: the memory bandwidth a
+// guest gets moves by up to 2x from one minute to the next, so a probe measured once per shape,
+// or an operation in another library's process half a minute later, compares different machines.
+// The median, not the mean, so one preempted sample does not move the result.
+template <class Body, class Plain, class Streaming>
+PairedTiming time_paired(const Options& o, Body&& body, Plain&& plain, Streaming&& streaming) {
+  const std::int64_t body_calls = calls_per_sample(o, body);
+  const std::int64_t plain_calls = calls_per_sample(o, plain);
+  const std::int64_t streaming_calls = calls_per_sample(o, streaming);
+  std::vector<double> body_samples, plain_samples, streaming_samples;
+  for (int r = 0; r < o.repetitions; ++r) {
+    plain_samples.push_back(sample_ms(plain, plain_calls));
+    streaming_samples.push_back(sample_ms(streaming, streaming_calls));
+    body_samples.push_back(sample_ms(body, body_calls));
+  }
+  return {median(body_samples), median(plain_samples), median(streaming_samples)};
+}
+
+inline void print_result(const char* library, const char* operation, const PeerShape& s, const PairedTiming& t) {
+  std::printf("%s %s %s %.6f copy_plain=%.6f copy_streaming=%.6f\n", library, operation, s.name, t.ms, t.plain_ms,
+              t.streaming_ms);
   std::fflush(stdout);
 }
 

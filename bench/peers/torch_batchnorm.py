@@ -3,8 +3,9 @@
 
 Mirrors bench/peers/peer_common.hpp: the same shapes, data (an integer hash of the memory index,
 so the tensors are bit-identical to the C++ drivers'), epsilon, parameters, timing rule (warm-up,
-then the median of samples lasting at least --min-sample-ms) and output format:
-    pytorch <operation> <shape> <milliseconds per call>
+then the median of samples lasting at least --min-sample-ms, each beside a sample of the copy
+probe: bnlab's, loaded from --probe-lib, on this process's tensors) and output format:
+    pytorch <operation> <shape> <milliseconds per call> copy_plain=<ms> copy_streaming=<ms>
     # check pytorch <operation> <shape> <name>=<value> ...
 
 Run with /usr/bin/python3 (Debian's python3-torch 1.13) and, as bench_peers.sh does, with
@@ -30,8 +31,10 @@ What a timed call is (--mode, default "ops"):
 """
 
 import argparse
+import ctypes
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -75,31 +78,71 @@ def make_tensor(shape, values):
     return t
 
 
-def time_ms(args, body):
-    """Milliseconds per call: warm-up, then the median of samples of back-to-back calls, each
-    sample lasting at least min_sample_ms (see peer_common.hpp's time_ms for why)."""
+class CopyProbe:
+    """bnlab's copy probe (src/kernels/memory_probe.cpp, built as libbnlab_probe.so) through ctypes,
+    on this process's own tensors: x copied into a tensor of the same size."""
+
+    def __init__(self, path):
+        try:
+            self.lib = ctypes.CDLL(path)
+        except OSError as e:
+            raise SystemExit(f"torch_batchnorm: cannot load the copy probe {path}: {e} "
+                             "(scripts/bench_peers.sh builds it as target bnlab_probe)")
+        for fn in (self.lib.bnlab_probe_copy_plain, self.lib.bnlab_probe_copy_streaming):
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            fn.restype = None
+
+    def functions(self, x):
+        out = torch.empty(x.numel(), dtype=torch.float32)
+        src, dst, count = x.data_ptr(), out.data_ptr(), x.numel()
+        # The streaming copy wants a 64-byte aligned destination; tcmalloc and glibc give that for
+        # tensors this large, but not necessarily for 32x300.
+        if dst % 64 != 0:
+            out = torch.empty(x.numel() + 16, dtype=torch.float32)
+            offset = (-out.data_ptr() % 64) // 4
+            out = out[offset:offset + count]
+            dst = out.data_ptr()
+        plain = lambda: self.lib.bnlab_probe_copy_plain(src, dst, count)  # noqa: E731
+        streaming = lambda: self.lib.bnlab_probe_copy_streaming(src, dst, count)  # noqa: E731
+        return plain, streaming, out  # the caller holds `out`, the destination, alive
+
+
+def calls_per_sample(args, body):
+    """Calls per sample: as many back-to-back calls as last min_sample_ms (peer_common.hpp)."""
     fastest = float("inf")
     for _ in range(args.warmup):
         start = time.perf_counter()
         body()
         fastest = min(fastest, (time.perf_counter() - start) * 1e3)
-    calls = max(1, math.ceil(args.min_sample_ms / max(fastest, 1e-6)))
-    samples = []
+    return max(1, math.ceil(args.min_sample_ms / max(fastest, 1e-6)))
+
+
+def sample_ms(body, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        body()
+    return (time.perf_counter() - start) * 1e3 / calls
+
+
+def time_paired(args, body, probe):
+    """(op ms, plain copy ms, streaming copy ms): each sample runs the plain copy, the streaming
+    copy and then the operation; the median of each (peer_common.hpp's time_paired, and why)."""
+    plain, streaming, _ = probe
+    functions = (plain, streaming, body)
+    calls = [calls_per_sample(args, f) for f in functions]
+    samples = ([], [], [])
     for _ in range(args.repetitions):
-        start = time.perf_counter()
-        for _ in range(calls):
-            body()
-        samples.append((time.perf_counter() - start) * 1e3 / calls)
-    samples.sort()
-    n = len(samples)
-    return samples[n // 2] if n % 2 == 1 else 0.5 * (samples[n // 2 - 1] + samples[n // 2])
+        for f, c, s in zip(functions, calls, samples):
+            s.append(sample_ms(f, c))
+    plain_ms, streaming_ms, body_ms = (statistics.median(s) for s in samples)
+    return body_ms, plain_ms, streaming_ms
 
 
 def sum_abs(t):
     return float(t.abs().sum(dtype=torch.float64))
 
 
-def run_shape(shape, args):
+def run_shape(shape, args, copy_probe):
     name, n, c, h, w, layout = shape
     count = n * c * h * w
     x = make_tensor(shape, hashed_uniform(count, 0, 2654435761, 4.0).add_(0.5))
@@ -114,8 +157,12 @@ def run_shape(shape, args):
     mask = [True, True, True]
     results = {}
 
-    def report(op, ms):
-        print(f"pytorch {op} {name} {ms:.6f}", flush=True)
+    probe = copy_probe.functions(x)
+
+    def report(op, timing):
+        ms, plain_ms, streaming_ms = timing
+        print(f"pytorch {op} {name} {ms:.6f} copy_plain={plain_ms:.6f} copy_streaming={streaming_ms:.6f}",
+              flush=True)
 
     def check_forward(op, y):
         print(f"# check pytorch {op} {name} sum_abs_y={sum_abs(y):.9e}")
@@ -134,9 +181,9 @@ def run_shape(shape, args):
 
     if args.mode == "ops":
         with torch.no_grad():
-            report("forward_training", time_ms(args, lambda: forward_training(False)))
+            report("forward_training", time_paired(args, lambda: forward_training(False), probe))
             check_forward("forward_training", results["y"])
-            report("forward_inference", time_ms(args, forward_inference))
+            report("forward_inference", time_paired(args, forward_inference, probe))
             check_forward("forward_inference", results["y"])
 
             # The saved statistics the backward needs, from the operator autograd would record.
@@ -147,16 +194,16 @@ def run_shape(shape, args):
                 results["grads"] = torch.ops.aten.native_batch_norm_backward(
                     grad, x, weight, None, None, save_mean, save_invstd, True, EPSILON, mask)
 
-            report("backward", time_ms(args, lambda: backward(dy)))
+            report("backward", time_paired(args, lambda: backward(dy), probe))
             check_backward("backward", results["grads"])
-            report("forward_training_relu", time_ms(args, lambda: forward_training(True)))
+            report("forward_training_relu", time_paired(args, lambda: forward_training(True), probe))
             check_forward("forward_training_relu", results["y"])
             y_relu = results["y"]
 
             def backward_relu():
                 backward(torch.ops.aten.threshold_backward(dy, y_relu, 0.0))
 
-            report("backward_relu", time_ms(args, backward_relu))
+            report("backward_relu", time_paired(args, backward_relu, probe))
             check_backward("backward_relu", results["grads"])
         return
 
@@ -168,19 +215,19 @@ def run_shape(shape, args):
     def autograd_backward(y):
         results["grads"] = torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
 
-    report("forward_training", time_ms(args, lambda: forward_training(False)))
+    report("forward_training", time_paired(args, lambda: forward_training(False), probe))
     check_forward("forward_training", results["y"].detach())
     with torch.no_grad():
-        report("forward_inference", time_ms(args, forward_inference))
+        report("forward_inference", time_paired(args, forward_inference, probe))
         check_forward("forward_inference", results["y"])
     forward_training(False)
     y_plain = results["y"]
-    report("backward", time_ms(args, lambda: autograd_backward(y_plain)))
+    report("backward", time_paired(args, lambda: autograd_backward(y_plain), probe))
     check_backward("backward", results["grads"])
-    report("forward_training_relu", time_ms(args, lambda: forward_training(True)))
+    report("forward_training_relu", time_paired(args, lambda: forward_training(True), probe))
     check_forward("forward_training_relu", results["y"].detach())
     y_relu = results["y"]
-    report("backward_relu", time_ms(args, lambda: autograd_backward(y_relu)))
+    report("backward_relu", time_paired(args, lambda: autograd_backward(y_relu), probe))
     check_backward("backward_relu", results["grads"])
 
 
@@ -200,6 +247,8 @@ def main():
     parser.add_argument("--repetitions", type=int, default=21)
     parser.add_argument("--min-sample-ms", type=float, default=1.0)
     parser.add_argument("--shape", default="")
+    parser.add_argument("--probe-lib", required=True,
+                        help="libbnlab_probe.so (bench/peers), the copy probe timed beside each operation")
     parser.add_argument("--mode", choices=("ops", "autograd"), default="ops")
     parser.add_argument("--quick", action="store_true",
                         help="warm-up 1, repetitions 3 (checks that it runs; not a measurement)")
@@ -213,12 +262,13 @@ def main():
           f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}")
     print(f"# pytorch: threads {args.threads} (torch.get_num_threads {torch.get_num_threads()}), "
           f"warm-up {args.warmup}, repetitions {args.repetitions}, min sample {args.min_sample_ms:g} ms")
+    copy_probe = CopyProbe(args.probe_lib)
     known = {s[0] for s in SHAPES}
     if args.shape and args.shape not in known:
         parser.error(f"--shape {args.shape}: expected one of {sorted(known)}")
     for shape in SHAPES:
         if not args.shape or args.shape == shape[0]:
-            run_shape(shape, args)
+            run_shape(shape, args, copy_probe)
     return 0
 
 

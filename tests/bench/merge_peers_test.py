@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Tests of bench/peers/merge_peers.py: the probe-unit arithmetic behind the peer table's ratios,
+and its refusal of lines it cannot read. Run by ctest (tests/CMakeLists.txt)."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "..", "..", "bench", "peers", "merge_peers.py")
+sys.path.insert(0, os.path.dirname(SCRIPT))
+import merge_peers  # noqa: E402
+
+SHAPE = "4x8x2x2_NCHW"  # 128 elements, 512 bytes a tensor pass
+
+
+def line(library, op, ms, plain, streaming):
+    return f"{library} {op} {SHAPE} {ms} copy_plain={plain} copy_streaming={streaming}\n"
+
+
+class MergePeersTest(unittest.TestCase):
+    def write(self, directory, name, text):
+        path = os.path.join(directory, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_ratios_compare_probe_units_not_raw_milliseconds(self):
+        with tempfile.TemporaryDirectory() as d:
+            # bnlab's process ran in a slow minute (its copy took 2 ms), oneDNN's in a fast one
+            # (1 ms): bnlab took 3 probe-units, oneDNN 4.5, so bnlab is 1.5x faster although
+            # its raw milliseconds (6 against 4.5) are larger.
+            files = [self.write(d, "b.txt", line("bnlab", "forward_training", 6.0, 2.5, 2.0)),
+                     self.write(d, "o.txt", line("onednn", "forward_training", 4.5, 1.0, 1.25))]
+            results, _, shapes, _ = merge_peers.read(files)
+            rows = merge_peers.table(results, shapes)
+            cells = [c.strip() for c in rows[2].split("|")]
+            self.assertEqual(cells[3:6], ["6.00", "4.50", "—"])  # raw ms shown as measured
+            self.assertEqual(cells[6], "1.50x")
+            # Forward training moves 3 passes in 3 copy times of 2 passes: 0.50 of the copy.
+            self.assertEqual(cells[8], "0.50")
+
+    def test_each_library_takes_its_median_round(self):
+        with tempfile.TemporaryDirectory() as d:
+            rounds = [(3.0, 1.0), (9.0, 1.0), (4.0, 2.0)]  # units 3, 9, 2: median 3
+            files = [self.write(d, f"b{i}.txt", line("bnlab", "backward", ms, probe, probe))
+                     for i, (ms, probe) in enumerate(rounds)]
+            results, _, _, _ = merge_peers.read(files)
+            self.assertAlmostEqual(results.units[("bnlab", "backward", SHAPE)], 3.0)
+            self.assertAlmostEqual(results.ms[("bnlab", "backward", SHAPE)], 4.0)
+            # The probe table: bnlab's median plain and streaming copy, 2 passes of 512 bytes.
+            fastest, plain, streaming = results.probe_bandwidth(SHAPE)
+            self.assertAlmostEqual(plain, 1024 / (1.0 * 1e6))
+            self.assertAlmostEqual(fastest, streaming)
+
+    def test_a_line_without_the_probe_is_refused_by_name(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = self.write(d, "old.txt", f"bnlab forward_training {SHAPE} 1.0\n")
+            run = subprocess.run([sys.executable, SCRIPT, path], capture_output=True, text=True)
+            self.assertNotEqual(run.returncode, 0)
+            self.assertIn("cannot parse line", run.stderr)
+            self.assertIn("old.txt", run.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
