@@ -24,9 +24,11 @@
 #include <cstdio>
 #include <exception>
 #include <unordered_map>
+#include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "bnlab/kernels/batchnorm.hpp"
 #include "kernels/memory_probe.hpp"
 #include "peer_common.hpp"
 
@@ -153,12 +155,39 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
     p.execute(stream, args);
     stream.wait();
   };
-  // The copy probe beside every operation (peer_common.hpp's time_paired), on oneDNN's own
-  // buffers: x into y, as the other drivers do.
+  // bnlab beside oneDNN in this process: the same input buffers (x, dy, gamma, beta, the moving
+  // statistics), its own outputs, calls taken in turns with oneDNN's and the copy probe's
+  // (peer_common.hpp's time_in_turns). The most direct comparison there is; the table shows it
+  // next to the one across processes.
+  const memory bnlab_y(md, engine), bnlab_dx(md, engine);
+  std::vector<float> bnlab_mean(c), bnlab_inv_std(c), bnlab_variance(c), bnlab_dgamma(c), bnlab_dbeta(c);
+  const bnlab::kernels::BatchNormShape bnlab_shape{
+      s.batch, s.channels, s.spatial(),
+      s.is("NCHW") ? bnlab::Layout::NCHW : s.is("NHWC") ? bnlab::Layout::NHWC : bnlab::Layout::NC};
+  using bnlab::kernels::FusedActivation;
+  auto bnlab_forward_training = [&](FusedActivation act) {
+    bnlab::kernels::batchnorm_forward_training(bnlab_shape, data(x), data(gamma), data(beta), peers::epsilon,
+                                               data(bnlab_y), bnlab_mean.data(), bnlab_inv_std.data(),
+                                               bnlab_variance.data(), act);
+  };
+  auto bnlab_forward_inference = [&] {
+    bnlab::kernels::batchnorm_forward_inference(bnlab_shape, data(x), data(moving_mean), data(moving_variance),
+                                                data(gamma), data(beta), peers::epsilon, data(bnlab_y));
+  };
+  auto bnlab_backward = [&](FusedActivation act) {
+    bnlab::kernels::batchnorm_backward(bnlab_shape, data(x), data(dy), data(gamma), data(beta), bnlab_mean.data(),
+                                       bnlab_inv_std.data(), data(bnlab_dx), bnlab_dgamma.data(),
+                                       bnlab_dbeta.data(), act);
+  };
+
+  // The copy probe beside every operation, on oneDNN's own buffers: x into y, as the other
+  // drivers do.
   auto plain = [&] { bnlab::bench::copy_plain(data(x), data(y), n); };
   auto streaming = [&] { bnlab::bench::copy_streaming(data(x), data(y), n); };
-  auto timed = [&](const dnnl::primitive& p, const Args& args) {
-    return peers::time_paired(o, [&] { run(p, args); }, plain, streaming);
+  auto timed = [&](const char* op, const dnnl::primitive& p, const Args& args, std::function<void()> bnlab_op) {
+    const std::vector<double> ms = peers::time_in_turns(o, {plain, streaming, [&] { run(p, args); }, bnlab_op});
+    peers::print_result("onednn", op, s, {ms[2], ms[0], ms[1]});
+    peers::print_result("bnlab_beside_onednn", op, s, {ms[3], ms[0], ms[1]});
   };
   auto check_forward = [&](const char* op) {
     std::printf("# check onednn %s %s sum_abs_y=%.9e\n", op, s.name, peers::sum_abs(data(y), n));
@@ -168,19 +197,17 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
                 peers::sum_abs(data(dx), n), peers::sum_abs(data(dgamma), c), peers::sum_abs(data(dbeta), c));
   };
 
-  peers::print_result("onednn", "forward_training", s, timed(training, training_args));
+  timed("forward_training", training, training_args, [&] { bnlab_forward_training(FusedActivation::none); });
   check_forward("forward_training");
-  peers::print_result("onednn", "forward_inference", s,
-                      timed(inference, inference_args));
+  timed("forward_inference", inference, inference_args, bnlab_forward_inference);
   check_forward("forward_inference");
   // mean/variance still hold the training forward's batch statistics: inference reads its own.
-  peers::print_result("onednn", "backward", s, timed(backward_plain, backward_args));
+  timed("backward", backward_plain, backward_args, [&] { bnlab_backward(FusedActivation::none); });
   check_backward("backward");
-  peers::print_result("onednn", "forward_training_relu", s,
-                      timed(training_relu, training_relu_args));
+  timed("forward_training_relu", training_relu, training_relu_args,
+        [&] { bnlab_forward_training(FusedActivation::relu); });
   check_forward("forward_training_relu");
-  peers::print_result("onednn", "backward_relu", s,
-                      timed(backward_relu, backward_relu_args));
+  timed("backward_relu", backward_relu, backward_relu_args, [&] { bnlab_backward(FusedActivation::relu); });
   check_backward("backward_relu");
 }
 

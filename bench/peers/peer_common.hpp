@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -93,7 +94,7 @@ struct Options {
   int threads = 2;
   int warmup = 3;
   int repetitions = 21;         // odd, so the median is one measured sample
-  double min_sample_ms = 1.0;   // see time_ms
+  double min_sample_ms = 1.0;   // see calls_per_sample
   std::string only_shape;       // empty: all shapes
 };
 
@@ -157,17 +158,31 @@ std::int64_t calls_per_sample(const Options& o, Body& body) {
   return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_sample_ms / std::max(fastest, 1e-6))));
 }
 
-template <class Body>
-double sample_ms(Body& body, std::int64_t calls) {
-  const double start = now_ms();
-  for (std::int64_t k = 0; k < calls; ++k) body();
-  return (now_ms() - start) / static_cast<double>(calls);
-}
-
 inline double median(std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
   const std::size_t n = samples.size();
   return n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+}
+
+// Milliseconds per call of each body, timed in turns: every one of `repetitions` samples runs
+// each body once (one sample's worth of calls), starting with a different body each time so
+// that none always follows the same one, and the result is each body's median. Bodies timed in
+// turns see the same minutes of the machine; the median, not the mean, so one preempted sample
+// does not move the result.
+inline std::vector<double> time_in_turns(const Options& o, const std::vector<std::function<void()>>& bodies) {
+  std::vector<std::int64_t> calls;
+  for (auto body : bodies) calls.push_back(calls_per_sample(o, body));
+  std::vector<std::vector<double>> samples(bodies.size());
+  for (int r = 0; r < o.repetitions; ++r)
+    for (std::size_t turn = 0; turn < bodies.size(); ++turn) {
+      const std::size_t b = (turn + static_cast<std::size_t>(r)) % bodies.size();
+      const double start = now_ms();
+      for (std::int64_t k = 0; k < calls[b]; ++k) bodies[b]();
+      samples[b].push_back((now_ms() - start) / static_cast<double>(calls[b]));
+    }
+  std::vector<double> medians;
+  for (auto& s : samples) medians.push_back(median(std::move(s)));
+  return medians;
 }
 
 // An operation's milliseconds per call and, measured in the same seconds, the copy probe's: the
@@ -178,24 +193,15 @@ struct PairedTiming {
   double streaming_ms;  // copy with non-temporal stores
 };
 
-// Each of `repetitions` samples runs the plain copy, the streaming copy and then the operation,
-// and the result is the median of each. Timing the probe beside every operation, sample by
-// sample, is what makes ratios across processes meaningful on this host: the memory bandwidth a
-// guest gets moves by up to 2x from one minute to the next, so a probe measured once per shape,
-// or an operation in another library's process half a minute later, compares different machines.
-// The median, not the mean, so one preempted sample does not move the result.
-template <class Body, class Plain, class Streaming>
-PairedTiming time_paired(const Options& o, Body&& body, Plain&& plain, Streaming&& streaming) {
-  const std::int64_t body_calls = calls_per_sample(o, body);
-  const std::int64_t plain_calls = calls_per_sample(o, plain);
-  const std::int64_t streaming_calls = calls_per_sample(o, streaming);
-  std::vector<double> body_samples, plain_samples, streaming_samples;
-  for (int r = 0; r < o.repetitions; ++r) {
-    plain_samples.push_back(sample_ms(plain, plain_calls));
-    streaming_samples.push_back(sample_ms(streaming, streaming_calls));
-    body_samples.push_back(sample_ms(body, body_calls));
-  }
-  return {median(body_samples), median(plain_samples), median(streaming_samples)};
+// The plain copy, the streaming copy and the operation, timed in turns. Timing the probe beside
+// every operation, sample by sample, is what makes ratios across processes meaningful on this
+// host: the memory bandwidth a guest gets moves by up to 2x from one minute to the next, so a
+// probe measured once per shape, or an operation in another library's process half a minute
+// later, compares different machines.
+inline PairedTiming time_paired(const Options& o, std::function<void()> body, std::function<void()> plain,
+                                std::function<void()> streaming) {
+  const std::vector<double> ms = time_in_turns(o, {plain, streaming, body});
+  return {ms[2], ms[0], ms[1]};
 }
 
 inline void print_result(const char* library, const char* operation, const PeerShape& s, const PairedTiming& t) {

@@ -39,8 +39,20 @@ class MergePeersTest(unittest.TestCase):
             cells = [c.strip() for c in rows[2].split("|")]
             self.assertEqual(cells[3:6], ["6.00", "4.50", "—"])  # raw ms shown as measured
             self.assertEqual(cells[6], "1.50x")
+            self.assertEqual(cells[7], "—")  # no bnlab timed inside oneDNN's process here
             # Forward training moves 3 passes in 3 copy times of 2 passes: 0.50 of the copy.
-            self.assertEqual(cells[8], "0.50")
+            self.assertEqual(cells[9], "0.50")
+
+    def test_the_one_process_column_compares_bnlab_timed_inside_onednns_driver(self):
+        with tempfile.TemporaryDirectory() as d:
+            onednn = (line("onednn", "backward", 4.0, 1.0, 1.0)
+                      + line("bnlab_beside_onednn", "backward", 5.0, 1.0, 1.0))
+            files = [self.write(d, "b.txt", line("bnlab", "backward", 2.0, 1.0, 1.0)),
+                     self.write(d, "o.txt", onednn)]
+            results, _, shapes, _ = merge_peers.read(files)
+            cells = [c.strip() for c in merge_peers.table(results, shapes)[2].split("|")]
+            self.assertEqual(cells[6], "2.00x")  # across processes: 4 units against 2
+            self.assertEqual(cells[7], "0.80x")  # in oneDNN's process: 4 units against 5
 
     def test_each_library_takes_its_median_round(self):
         with tempfile.TemporaryDirectory() as d:
