@@ -183,6 +183,9 @@ private:
   std::unique_ptr<Optimizer> optimizer_;
   CompileOptions compile_options_;
   std::vector<Parameter*> trainable_;
+  // The first layer with trainable parameters (layers_.size() when none): backward stops there,
+  // and that layer computes no input gradient (build() tells it).
+  std::size_t first_trained_layer_ = 0;
   std::unique_ptr<TrainBuffers> buffers_;
 };
 

@@ -427,10 +427,11 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
                      Coefficients coefficients) {
   check_pointer(x, "x", who);
   check_pointer(dy, "dy", who);
-  check_pointer(dx, "dx", who);
+  if (!dx && !dgamma && !dbeta)
+    throw std::invalid_argument(fmt::format("{}: dx, dgamma and dbeta are all null: nothing to compute", who));
   const Plan plan(shape);
   const bool relu = activation == FusedActivation::relu;
-  need_sums = need_sums || dgamma || dbeta;
+  need_sums = (need_sums && dx) || dgamma || dbeta;
 
   auto channel = [&](std::int64_t c) {
     const double inv_std =
@@ -458,6 +459,7 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
                                       sum_dy_xc, n + 1 < plan.N ? plan.C * plan.S : 0);
         }
       const InputGradient g = finish(c, ch, sum_dy, sum_dy_xc);
+      if (!dx) return;  // only dgamma and dbeta wanted
       for (std::int64_t n = 0; n < plan.N; ++n) {
         const std::int64_t offset = (n * plan.C + c) * plan.S;
         loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, ch.mean, g.a, g.b, g.c, ch.scale,
@@ -500,6 +502,7 @@ void backward_common(const char* who, const BatchNormShape& shape, const float* 
     b[c] = g.b;
     c_term[c] = g.c;
   }
+  if (!dx) return;  // only dgamma and dbeta wanted
   for_each_part(
       plan,
       [&](std::int64_t r0, std::int64_t r1) {

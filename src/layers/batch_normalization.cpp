@@ -128,15 +128,18 @@ const Tensor& BatchNormalization::backward(const Tensor& dy) {
   const float* beta = options_.center ? beta_.value.data() : nullptr;
   float* dgamma = options_.scale ? gamma_.grad.data() : nullptr;
   float* dbeta = options_.center ? beta_.grad.data() : nullptr;
-  Tensor& dx = dx_.resize_like(dy);
+  // Without center and scale there are no grads to write, so the input gradient is computed
+  // whatever the model said (the kernels need at least one output).
+  const bool skip_dx = !input_gradient_needed_ && (dgamma || dbeta);
+  float* dx = skip_dx ? nullptr : dx_.resize_like(dy).data();
   if (last_forward_training_)
     kernels::batchnorm_backward(shape, x_.data(), dy.data(), gamma, beta, saved_mean_.data(), saved_inv_std_.data(),
-                                dx.data(), dgamma, dbeta);
+                                dx, dgamma, dbeta);
   else
     kernels::batchnorm_backward_inference(shape, x_.data(), dy.data(), moving_mean_.value.data(),
-                                          moving_variance_.value.data(), gamma, beta, options_.epsilon, dx.data(),
-                                          dgamma, dbeta);
-  return dx;
+                                          moving_variance_.value.data(), gamma, beta, options_.epsilon, dx, dgamma,
+                                          dbeta);
+  return skip_dx ? no_input_gradient() : dx_.tensor();
 }
 
 std::vector<Parameter*> BatchNormalization::parameters() {

@@ -83,11 +83,11 @@ const Tensor& Conv2D::backward(const Tensor& dy) {
                                        detail::describe(*this)));
   const kernels::Conv2DShape s = shape_for(dy.dim(0));
   const Tensor& dz = activation_.backward(dy);
-  Tensor& dx = dx_.resize(s.batch, input_shape_, Layout::NHWC);
-  kernels::conv2d_backward(s, dz.data(), kernel_.value.data(), columns_.tensor().data(), dx.data(),
-                           kernel_.grad.data(), use_bias_ ? bias_.grad.data() : nullptr);
+  float* dx = input_gradient_needed_ ? dx_.resize(s.batch, input_shape_, Layout::NHWC).data() : nullptr;
+  kernels::conv2d_backward(s, dz.data(), kernel_.value.data(), columns_.tensor().data(), dx, kernel_.grad.data(),
+                           use_bias_ ? bias_.grad.data() : nullptr);
   columns_hold_input_ = false;
-  return dx;
+  return dx ? dx_.tensor() : no_input_gradient();
 }
 
 std::vector<Parameter*> Conv2D::parameters() {

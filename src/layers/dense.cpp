@@ -74,6 +74,7 @@ const Tensor& Dense::backward_affine(const Tensor& dz, bool sum_bias) {
   const std::int64_t N = dz.dim(0), F = input_shape_[0];
   kernels::gemm(true, false, F, units_, N, 1.0f, x_.data(), dz.data(), 0.0f, kernel_.grad.data());
   if (sum_bias) kernels::sum_rows(N, units_, dz.data(), bias_.grad.data());
+  if (!input_gradient_needed_) return no_input_gradient();
   Tensor& dx = dx_.resize(N, input_shape_, x_.layout() == Layout::NC ? Layout::NC : Layout::Plain);
   kernels::gemm(false, true, N, F, units_, 1.0f, dz.data(), kernel_.value.data(), 0.0f, dx.data());
   return dx;

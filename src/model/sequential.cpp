@@ -73,6 +73,14 @@ void Sequential::build(const Shape& input_shape, std::uint64_t seed) {
   input_shape_ = input_shape;
   built_ = true;
   trainable_ = trainable_parameters();
+  // Nothing reads the input gradient of the first layer with trainable parameters, nor runs the
+  // backward of the layers before it (PyTorch's autograd skips them alike for an input that
+  // does not require grad): for a Dense first layer that is one GEMM in three of its backward.
+  first_trained_layer_ = layers_.size();
+  for (std::size_t i = 0; i < layers_.size() && first_trained_layer_ == layers_.size(); ++i)
+    for (const Parameter* p : layers_[i]->parameters())
+      if (p->trainable) first_trained_layer_ = i;
+  for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_input_gradient_needed(i > first_trained_layer_);
 }
 
 Layer& Sequential::layer(std::size_t i) {

@@ -296,6 +296,39 @@ TEST(BatchNormDeterminism, SameBitsForEveryThreadCount) {
   }
 }
 
+// dx = nullptr (a model's first layer): the same dgamma and dbeta bits as with dx, for both
+// backwards, every layout and the fused ReLU; all three outputs null is refused.
+TEST(BatchNormBackward, ParameterGradientsAloneHaveTheSameBits) {
+  const BatchNormShape shapes[] = {{8, 5, 49, Layout::NCHW}, {6, 37, 20, Layout::NHWC}, {32, 784, 1, Layout::NC}};
+  for (const auto& s : shapes)
+    for (const FusedActivation act : {FusedActivation::none, FusedActivation::relu})
+      for (const bool training : {true, false}) {
+        SCOPED_TRACE(describe(s) + (act == FusedActivation::relu ? " relu" : "") + (training ? " training" : " inference"));
+        const auto n = static_cast<std::size_t>(s.size());
+        const auto C = static_cast<std::size_t>(s.channels);
+        const auto x = random_normal(n, 1.0f, 2.0f, 61), dy = random_normal(n, 0.0f, 1.0f, 62);
+        const auto gamma = random_normal(C, 1.0f, 0.3f, 63), beta = random_normal(C, 0.0f, 0.3f, 64);
+        std::vector<float> y(n), dx(n), mean(C), inv_std(C), variance(C);
+        kernels::batchnorm_forward_training(s, x.data(), gamma.data(), beta.data(), 1e-3f, y.data(), mean.data(),
+                                            inv_std.data(), variance.data(), act);
+        auto run = [&](float* dx_or_null, float* dgamma, float* dbeta) {
+          if (training)
+            kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), inv_std.data(),
+                                        dx_or_null, dgamma, dbeta, act);
+          else
+            kernels::batchnorm_backward_inference(s, x.data(), dy.data(), mean.data(), variance.data(), gamma.data(),
+                                                  beta.data(), 1e-3f, dx_or_null, dgamma, dbeta, act);
+        };
+        std::vector<float> with_dx(2 * C), alone(2 * C, -1.0f), dbeta_only(C, -1.0f);
+        run(dx.data(), with_dx.data(), with_dx.data() + C);
+        run(nullptr, alone.data(), alone.data() + C);
+        run(nullptr, nullptr, dbeta_only.data());
+        EXPECT_EQ(std::memcmp(with_dx.data(), alone.data(), 2 * C * sizeof(float)), 0);
+        EXPECT_EQ(std::memcmp(with_dx.data() + C, dbeta_only.data(), C * sizeof(float)), 0);
+        EXPECT_THROW(run(nullptr, nullptr, nullptr), std::invalid_argument);
+      }
+}
+
 TEST(BatchNormBadInput, KernelsNameTheArgument) {
   const std::vector<float> x(16, 1.0f);
   std::vector<float> y(16), mean(4), inv(4), var(4);

@@ -115,6 +115,23 @@ TEST(Conv2D, BackwardRunsOncePerForward) {
   EXPECT_THROW(conv.backward(dy), std::logic_error);
 }
 
+// As a model's first trained layer (set_input_gradient_needed(false)): no dx, the same grads.
+TEST(Conv2D, WithoutInputGradientTheKernelAndBiasGradsKeepTheirBits) {
+  auto grads = [](bool input_gradient) {
+    Rng rng(4);
+    Conv2D conv(3, {3, 3}, {2, 2}, "same", "relu");
+    conv.build({7, 7, 2}, rng);
+    conv.set_input_gradient_needed(input_gradient);
+    conv.forward(random_tensor({3, 7, 7, 2}, Layout::NHWC, 6), true);
+    const Tensor& dx = conv.backward(random_tensor({3, 4, 4, 3}, Layout::NHWC, 7));
+    EXPECT_EQ(dx.defined(), input_gradient);
+    return std::vector<Tensor>{conv.parameters()[0]->grad.clone(), conv.parameters()[1]->grad.clone()};
+  };
+  const auto with_dx = grads(true), without = grads(false);
+  for (std::size_t k = 0; k < with_dx.size(); ++k)
+    EXPECT_EQ(std::memcmp(with_dx[k].data(), without[k].data(), with_dx[k].size() * sizeof(float)), 0) << "tensor " << k;
+}
+
 TEST(Conv2D, SameBitsForOneAndTwoThreads) {
   auto run = [](int threads) {
     omp_set_num_threads(threads);

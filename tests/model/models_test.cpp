@@ -171,6 +171,29 @@ TEST(SeedModels, GradientsOfTheBatchNormModelsMatchCentralDifferences) {
   }
 }
 
+// The first layer with trainable parameters skips its input gradient (Dense(300) in the
+// baseline, BatchNormalization(784) in the others); the parameter grads must keep their bits.
+TEST(SeedModels, SkippingTheFirstInputGradientLeavesEveryGradientsBits) {
+  const Images data = make_images(16, 7);
+  for (const std::string& name : seed_model_names()) {
+    SCOPED_TRACE(name);
+    Sequential skipping = make_seed_model(name, 3), computing = make_seed_model(name, 3);
+    const std::size_t first = 1;  // Flatten, then the first trained layer in every seed model
+    EXPECT_FALSE(skipping.layer(0).input_gradient_needed());
+    EXPECT_FALSE(skipping.layer(first).input_gradient_needed());
+    EXPECT_TRUE(skipping.layer(first + 1).input_gradient_needed());
+    for (std::size_t i = 0; i < computing.size(); ++i) computing.layer(i).set_input_gradient_needed(true);
+    skipping.compile(std::make_unique<SGD>(1e-3));
+    computing.compile(std::make_unique<SGD>(1e-3));
+    EXPECT_EQ(skipping.compute_gradients(data.x, data.y), computing.compute_gradients(data.x, data.y));
+    const auto a = skipping.trainable_parameters(), b = computing.trainable_parameters();
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+      EXPECT_EQ(std::memcmp(a[i]->grad.data(), b[i]->grad.data(), static_cast<std::size_t>(a[i]->grad.size()) * 4), 0)
+          << "parameter " << i << " (" << a[i]->name << ")";
+  }
+}
+
 TEST(SeedModels, ApproachOneLearnsAndPredictsOneSample) {
   const Images train = make_images(512, 1), valid = make_images(128, 2);
   Sequential model = make_seed_model("bn", 42);

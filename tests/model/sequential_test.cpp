@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,37 @@ TEST(Sequential, GivenNamesAreKeptAndMustBeUnique) {
   EXPECT_THROW(model.add(std::move(clash)), std::invalid_argument);
   EXPECT_THROW(model.add(nullptr), std::invalid_argument);
   EXPECT_EQ(model.name(), "mine");
+}
+
+// A parameterless first layer whose backward must not run: nothing reads its gradient.
+class NoBackwardFlatten : public TestFlatten {
+public:
+  const Tensor& backward(const Tensor&) override {
+    throw std::logic_error("the backward of a layer before the first trained one ran");
+  }
+};
+
+TEST(Sequential, BackwardStopsAtTheFirstTrainedLayerWhichSkipsItsInputGradient) {
+  Sequential model;
+  model.add(std::make_unique<NoBackwardFlatten>());
+  model.add(std::make_unique<TestDense>(4));
+  model.add(std::make_unique<TestLeakyReLU>());
+  model.add(std::make_unique<TestDense>(3, "softmax"));
+  model.build({2, 3}, 5);
+  EXPECT_FALSE(model.layer(0).input_gradient_needed());
+  EXPECT_FALSE(model.layer(1).input_gradient_needed());
+  EXPECT_TRUE(model.layer(2).input_gradient_needed());
+  EXPECT_TRUE(model.layer(3).input_gradient_needed());
+  model.compile(std::make_unique<SGD>(0.1));
+  Tensor x({4, 2, 3});
+  for (std::int64_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 5) - 2.0f;
+  const std::vector<std::int32_t> y = {0, 1, 2, 1};
+  EXPECT_NO_THROW(model.compute_gradients(x, y));
+  FitOptions options;
+  options.epochs = 1;
+  options.batch_size = 2;
+  options.verbose = Verbosity::silent;
+  EXPECT_NO_THROW(model.fit(x, y, options));
 }
 
 TEST(Sequential, BuildOrderIsEnforced) {

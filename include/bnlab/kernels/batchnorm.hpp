@@ -57,15 +57,18 @@ void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, co
 //   dbeta  = sum(dy'),  dgamma = sum(dy' * xhat)
 //   dx     = gamma * inv_std / m * (m * dy' - dbeta - xhat * dgamma)
 // where dy' = dy masked by y > 0 when the ReLU is fused (y recomputed from x bit for bit as the
-// forward computed it, so nothing but x and dy is read). x, dy, dx: N*C*S; dx may alias dy.
-// saved_mean, saved_inv_std: C from the forward. gamma, beta: C or nullptr as in the forward
-// (beta is read only for the fused ReLU's mask). dgamma, dbeta: C outputs, or nullptr to skip.
+// forward computed it, so nothing but x and dy is read). x, dy, dx: N*C*S; dx may alias dy, or be
+// nullptr when only dgamma and dbeta are wanted (a model's first layer, whose input gradient
+// nothing reads: one pass over x and dy instead of three). saved_mean, saved_inv_std: C from the
+// forward. gamma, beta: C or nullptr as in the forward (beta is read only for the fused ReLU's
+// mask). dgamma, dbeta: C outputs, or nullptr to skip; at least one of dx, dgamma, dbeta.
 void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
                         const float* beta, const float* saved_mean, const float* saved_inv_std, float* dx,
                         float* dgamma, float* dbeta, FusedActivation activation = FusedActivation::none);
 
 // Backward of the inference forward (statistics held constant, as when a frozen BatchNorm is
-// fine-tuned): dx = dy' * gamma * inv_std; dgamma, dbeta as above. mean, variance: C.
+// fine-tuned): dx = dy' * gamma * inv_std (or nullptr, as above); dgamma, dbeta as above.
+// mean, variance: C.
 void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy, const float* mean,
                                   const float* variance, const float* gamma, const float* beta, float epsilon,
                                   float* dx, float* dgamma, float* dbeta,

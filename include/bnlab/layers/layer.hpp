@@ -9,7 +9,9 @@
 //   output shape. forward() and backward() return references to buffers the layer owns and
 //   reuses while the batch size is unchanged, so a training step allocates nothing after the
 //   first. backward(dy) follows forward(x, training=true) on the same batch; it writes (not
-//   accumulates) every trainable parameter's grad and returns dL/dx.
+//   accumulates) every trainable parameter's grad and returns dL/dx, unless the model said it
+//   needs no input gradient (set_input_gradient_needed(false)): then a layer may skip dL/dx and
+//   return an undefined tensor.
 //   Bad shapes throw std::invalid_argument naming the layer, the shape seen and the shape expected.
 
 #include <cstdint>
@@ -58,6 +60,12 @@ public:
   virtual const Tensor& backward_from_logits(const Tensor& dlogits) { return backward(dlogits); }
   virtual LayerConfig config() const = 0;
 
+  // Whether backward() must compute dL/dx. Sequential turns it off for its first layer with
+  // trainable parameters, whose input gradient nothing reads (Dense then skips one GEMM in
+  // three, BatchNormalization two passes in three). On by default.
+  void set_input_gradient_needed(bool needed) { input_gradient_needed_ = needed; }
+  bool input_gradient_needed() const { return input_gradient_needed_; }
+
   bool built() const { return built_; }
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
@@ -66,6 +74,13 @@ protected:
   bool built_ = false;
   Shape input_shape_;
   Shape output_shape_;
+  bool input_gradient_needed_ = true;
+
+  // What backward() returns when input_gradient_needed() is false and the layer skipped dL/dx.
+  static const Tensor& no_input_gradient() {
+    static const Tensor undefined;
+    return undefined;
+  }
 
 private:
   std::string name_;
