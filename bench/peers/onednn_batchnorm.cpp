@@ -1,11 +1,13 @@
 // oneDNN's side of the peer comparison (scripts/bench_peers.sh): the batch normalization
 // primitive of oneDNN 2.6 (Debian libdnnl-dev, C++ API dnnl.hpp) on the shared shapes, timed by
-// the rule in peer_common.hpp, beside bnlab's copy probe on oneDNN's own buffers.
+// the rule in peer_common.hpp, beside bnlab's copy probe; and bnlab's kernels timed in turns
+// with oneDNN's in this process, on the same inputs.
 //
 //   onednn_batchnorm [--threads N] [--quick] ...      (see peer_common.hpp)
 //
 // Every primitive and every buffer (the scratchpads included: user scratchpad mode) is created
-// once per shape, outside the timing, as a framework that caches primitives does; a timed call is
+// once per shape, outside the timing, as a framework that caches primitives does; the tensors
+// are bnlab's allocation (huge pages), the same memory bnlab's own driver runs on; a timed call is
 // one primitive::execute plus stream::wait. Memory formats: nchw, nhwc and nc, f32, with the
 // user's layout given exactly (no format_tag::any, so no reorder hides in or outside the timing).
 // Flags (2.6 has both the old use_scale_shift and the separate use_scale/use_shift; the separate
@@ -29,6 +31,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "bnlab/kernels/batchnorm.hpp"
+#include "bnlab/tensor.hpp"
 #include "kernels/memory_probe.hpp"
 #include "peer_common.hpp"
 
@@ -71,6 +74,7 @@ memory::desc data_desc(const peers::PeerShape& s) {
 void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::engine& engine,
                dnnl::stream& stream) {
   const memory::desc md = data_desc(s);
+  const std::int64_t n = s.size(), c = s.channels;
   const auto scale_shift = normalization_flags::use_scale | normalization_flags::use_shift;
   const auto with_relu = scale_shift | normalization_flags::fuse_norm_relu;
 
@@ -93,8 +97,17 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
   const backward::primitive_desc backward_relu_pd(
       backward::desc(prop_kind::backward, md, md, peers::epsilon, with_relu), attr, engine, training_relu_pd);
 
-  // Buffers, allocated once by oneDNN (its own aligned allocation) and reused by every call.
-  const memory x(md, engine), y(md, engine), dy(md, engine), dx(md, engine);
+  // Buffers, allocated once and reused by every call. The tensors are bnlab's allocation (2 MiB
+  // aligned, huge pages where the kernel grants them) handed to oneDNN: both libraries then run
+  // on the same kind of memory, the probe too, which can only favour oneDNN against its own
+  // allocation. probe_out is the probe's destination, so no output is overwritten by a copy.
+  const bnlab::AlignedBuffer tensors[] = {bnlab::make_aligned_buffer(n), bnlab::make_aligned_buffer(n),
+                                          bnlab::make_aligned_buffer(n), bnlab::make_aligned_buffer(n),
+                                          bnlab::make_aligned_buffer(n), bnlab::make_aligned_buffer(n),
+                                          bnlab::make_aligned_buffer(n)};
+  const memory x(md, engine, tensors[0].get()), y(md, engine, tensors[1].get()), dy(md, engine, tensors[2].get()),
+      dx(md, engine, tensors[3].get());
+  float* probe_out = tensors[6].get();
   const memory::desc stat_md = training_pd.mean_desc();
   const memory mean(stat_md, engine), variance(stat_md, engine), moving_mean(stat_md, engine),
       moving_variance(stat_md, engine);
@@ -107,7 +120,6 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
       training_relu_scratch(training_relu_pd.scratchpad_desc(), engine),
       backward_relu_scratch(backward_relu_pd.scratchpad_desc(), engine);
 
-  const std::int64_t n = s.size(), c = s.channels;
   peers::fill_input(data(x), n);
   peers::fill_gradient(data(dy), n);
   peers::fill_zero(data(y), n);
@@ -159,7 +171,7 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
   // statistics), its own outputs, calls taken in turns with oneDNN's and the copy probe's
   // (peer_common.hpp's time_in_turns). The most direct comparison there is; the table shows it
   // next to the one across processes.
-  const memory bnlab_y(md, engine), bnlab_dx(md, engine);
+  const memory bnlab_y(md, engine, tensors[4].get()), bnlab_dx(md, engine, tensors[5].get());
   std::vector<float> bnlab_mean(c), bnlab_inv_std(c), bnlab_variance(c), bnlab_dgamma(c), bnlab_dbeta(c);
   const bnlab::kernels::BatchNormShape bnlab_shape{
       s.batch, s.channels, s.spatial(),
@@ -180,10 +192,9 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
                                        bnlab_dbeta.data(), act);
   };
 
-  // The copy probe beside every operation, on oneDNN's own buffers: x into y, as the other
-  // drivers do.
-  auto plain = [&] { bnlab::bench::copy_plain(data(x), data(y), n); };
-  auto streaming = [&] { bnlab::bench::copy_streaming(data(x), data(y), n); };
+  // The copy probe beside every operation: x into a buffer of its own, as in the other drivers.
+  auto plain = [&] { bnlab::bench::copy_plain(data(x), probe_out, n); };
+  auto streaming = [&] { bnlab::bench::copy_streaming(data(x), probe_out, n); };
   auto timed = [&](const char* op, const dnnl::primitive& p, const Args& args, std::function<void()> bnlab_op) {
     const std::vector<double> ms = peers::time_in_turns(o, {plain, streaming, [&] { run(p, args); }, bnlab_op});
     peers::print_result("onednn", op, s, {ms[2], ms[0], ms[1]});
