@@ -5,7 +5,8 @@
 # against the copy probe), and writes the table to --out.
 #
 #   bash scripts/bench_peers.sh [--threads N] [--out FILE] [--quick] [--repetitions N]
-#                               [--shape NAME] [--torch-mode ops|autograd] [--build-dir DIR]
+#                               [--shape NAME] [--warm-cache] [--torch-mode ops|autograd]
+#                               [--build-dir DIR] [--sections LIST] [--rounds N]
 #
 #   --threads N        threads for every library (default 2): OMP_NUM_THREADS, BNLAB_THREADS,
 #                      omp_set_num_threads and torch.set_num_threads
@@ -14,6 +15,8 @@
 #   --quick            1 warm-up, 3 repetitions: checks that everything runs, measures nothing
 #   --repetitions N    samples per median (default 21)
 #   --shape NAME       one shape only (e.g. 32x300_NC)
+#   --warm-cache       no cache eviction before the samples of the shapes of 1 MiB and more
+#                      (default: cold caches there, bench/peers/README.md)
 #   --torch-mode MODE  ops (default: ATen operators, no autograd) or autograd; see
 #                      bench/peers/torch_batchnorm.py for why ops is the default
 #   --build-dir DIR    CMake build folder (default build-peers)
@@ -42,6 +45,7 @@ while [[ $# -gt 0 ]]; do
     --quick) driver_args+=(--quick); shift ;;
     --repetitions) driver_args+=(--repetitions "$2"); shift 2 ;;
     --shape) driver_args+=(--shape "$2"); shift 2 ;;
+    --warm-cache) driver_args+=(--warm-cache); shift ;;
     --torch-mode) torch_mode="$2"; shift 2 ;;
     --build-dir) build_dir="$2"; shift 2 ;;
     --sections) IFS=, read -r -a chosen_sections <<<"$2"; shift 2 ;;

@@ -73,7 +73,8 @@ void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
     std::printf("# bandwidth bnlab %s %s: %.2f GB/s over %d passes, copy %.2f GB/s beside it, %.2f of the probe\n",
                 op.name, ps.name, gbps, op.passes, copy_gbps, gbps / copy_gbps);
   };
-  auto timed = [&](auto&& body) { return peers::time_paired(o, body, plain, streaming); };
+  const std::function<void()> evict = peers::cold_cache_for(o, ps) ? bnlab::bench::evict_caches : nullptr;
+  auto timed = [&](auto&& body) { return peers::time_paired(o, body, plain, streaming, evict); };
   auto forward_training = [&](FusedActivation act) {
     bnlab::kernels::batchnorm_forward_training(s, x.get(), gamma.get(), beta.get(), peers::epsilon, y.get(),
                                                mean.get(), inv_std.get(), variance.get(), act);

@@ -195,8 +195,10 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
   // The copy probe beside every operation: x into a buffer of its own, as in the other drivers.
   auto plain = [&] { bnlab::bench::copy_plain(data(x), probe_out, n); };
   auto streaming = [&] { bnlab::bench::copy_streaming(data(x), probe_out, n); };
+  const std::function<void()> evict = peers::cold_cache_for(o, s) ? bnlab::bench::evict_caches : nullptr;
   auto timed = [&](const char* op, const dnnl::primitive& p, const Args& args, std::function<void()> bnlab_op) {
-    const std::vector<double> ms = peers::time_in_turns(o, {plain, streaming, [&] { run(p, args); }, bnlab_op});
+    const std::vector<double> ms =
+        peers::time_in_turns(o, {plain, streaming, [&] { run(p, args); }, bnlab_op}, evict);
     peers::print_result("onednn", op, s, {ms[2], ms[0], ms[1]});
     peers::print_result("bnlab_beside_onednn", op, s, {ms[3], ms[0], ms[1]});
   };

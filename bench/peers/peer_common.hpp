@@ -96,12 +96,22 @@ struct Options {
   int repetitions = 21;         // odd, so the median is one measured sample
   double min_sample_ms = 1.0;   // see calls_per_sample
   std::string only_shape;       // empty: all shapes
+  bool warm_cache = false;      // --warm-cache: no eviction between samples (see cold_cache_for)
 };
+
+// Shapes of 1 MiB and more are timed with cold caches: every sample is one call, made after
+// evict_caches(), for the probe and the operations alike. Otherwise a tensor smaller than L3
+// (4096x1024 is 16.8 MB against 32 MiB) stays in it from one call to the next, more of it for a
+// copy (2 tensors) than for a backward (3), and the table would compare cache states rather than
+// memory traffic. Smaller shapes (32x300) live in cache in a training step and are timed there.
+inline bool cold_cache_for(const Options& o, const PeerShape& s) {
+  return !o.warm_cache && s.size() * static_cast<std::int64_t>(sizeof(float)) >= (std::int64_t{1} << 20);
+}
 
 inline void usage(const char* program) {
   std::fprintf(stderr,
                "usage: %s [--threads N] [--warmup N] [--repetitions N] [--min-sample-ms X] "
-               "[--shape NAME] [--quick]\n"
+               "[--shape NAME] [--quick] [--warm-cache]\n"
                "  --quick: warm-up 1, repetitions 3 (checks that it runs; not a measurement)\n",
                program);
 }
@@ -122,6 +132,7 @@ inline Options parse_options(int argc, char** argv) {
     else if (a == "--repetitions") o.repetitions = std::atoi(value(i));
     else if (a == "--min-sample-ms") o.min_sample_ms = std::atof(value(i));
     else if (a == "--shape") o.only_shape = value(i);
+    else if (a == "--warm-cache") o.warm_cache = true;
     else if (a == "--quick") {
       o.warmup = 1;
       o.repetitions = 3;
@@ -168,14 +179,20 @@ inline double median(std::vector<double> samples) {
 // each body once (one sample's worth of calls), starting with a different body each time so
 // that none always follows the same one, and the result is each body's median. Bodies timed in
 // turns see the same minutes of the machine; the median, not the mean, so one preempted sample
-// does not move the result.
-inline std::vector<double> time_in_turns(const Options& o, const std::vector<std::function<void()>>& bodies) {
+// does not move the result. With `evict` (cold caches, see cold_cache_for) a sample is one call,
+// and evict() runs, untimed, before each.
+inline std::vector<double> time_in_turns(const Options& o, const std::vector<std::function<void()>>& bodies,
+                                         const std::function<void()>& evict = nullptr) {
   std::vector<std::int64_t> calls;
-  for (auto body : bodies) calls.push_back(calls_per_sample(o, body));
+  for (auto body : bodies) {
+    const std::int64_t warm = calls_per_sample(o, body);  // the warm-up calls run either way
+    calls.push_back(evict ? 1 : warm);
+  }
   std::vector<std::vector<double>> samples(bodies.size());
   for (int r = 0; r < o.repetitions; ++r)
     for (std::size_t turn = 0; turn < bodies.size(); ++turn) {
       const std::size_t b = (turn + static_cast<std::size_t>(r)) % bodies.size();
+      if (evict) evict();
       const double start = now_ms();
       for (std::int64_t k = 0; k < calls[b]; ++k) bodies[b]();
       samples[b].push_back((now_ms() - start) / static_cast<double>(calls[b]));
@@ -199,8 +216,8 @@ struct PairedTiming {
 // probe measured once per shape, or an operation in another library's process half a minute
 // later, compares different machines.
 inline PairedTiming time_paired(const Options& o, std::function<void()> body, std::function<void()> plain,
-                                std::function<void()> streaming) {
-  const std::vector<double> ms = time_in_turns(o, {plain, streaming, body});
+                                std::function<void()> streaming, const std::function<void()>& evict = nullptr) {
+  const std::vector<double> ms = time_in_turns(o, {plain, streaming, body}, evict);
   return {ms[2], ms[0], ms[1]};
 }
 
@@ -211,8 +228,9 @@ inline void print_result(const char* library, const char* operation, const PeerS
 }
 
 inline void print_header(const char* library, const Options& o) {
-  std::printf("# %s: threads %d (omp_get_max_threads %d), warm-up %d, repetitions %d, min sample %.3g ms\n",
-              library, o.threads, omp_get_max_threads(), o.warmup, o.repetitions, o.min_sample_ms);
+  std::printf("# %s: threads %d (omp_get_max_threads %d), warm-up %d, repetitions %d, min sample %.3g ms, %s\n",
+              library, o.threads, omp_get_max_threads(), o.warmup, o.repetitions, o.min_sample_ms,
+              o.warm_cache ? "warm caches" : "cold caches for tensors of 1 MiB and more");
 }
 
 }  // namespace peers

@@ -91,6 +91,9 @@ class CopyProbe:
         for fn in (self.lib.bnlab_probe_copy_plain, self.lib.bnlab_probe_copy_streaming):
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
             fn.restype = None
+        self.lib.bnlab_probe_evict_caches.argtypes = []
+        self.lib.bnlab_probe_evict_caches.restype = None
+        self.evict = self.lib.bnlab_probe_evict_caches
 
     def functions(self, x):
         out = torch.empty(x.numel(), dtype=torch.float32)
@@ -124,16 +127,28 @@ def sample_ms(body, calls):
     return (time.perf_counter() - start) * 1e3 / calls
 
 
-def time_paired(args, body, probe):
-    """(op ms, plain copy ms, streaming copy ms): each sample runs the plain copy, the streaming
-    copy and then the operation; the median of each (peer_common.hpp's time_paired, and why)."""
+def cold_cache_for(args, count):
+    """Tensors of 1 MiB and more are timed with cold caches (peer_common.hpp's cold_cache_for)."""
+    return not args.warm_cache and count * 4 >= 1 << 20
+
+
+def time_paired(args, body, probe, evict=None):
+    """(op ms, plain copy ms, streaming copy ms), timed in turns as peer_common.hpp's
+    time_in_turns does: each sample runs the plain copy, the streaming copy and the operation,
+    starting with a different one each time; the median of each. With `evict` (cold caches) a
+    sample is one call, after evict() (untimed)."""
     plain, streaming, _ = probe
     functions = (plain, streaming, body)
     calls = [calls_per_sample(args, f) for f in functions]
+    if evict:
+        calls = [1, 1, 1]
     samples = ([], [], [])
-    for _ in range(args.repetitions):
-        for f, c, s in zip(functions, calls, samples):
-            s.append(sample_ms(f, c))
+    for r in range(args.repetitions):
+        for turn in range(len(functions)):
+            b = (turn + r) % len(functions)
+            if evict:
+                evict()
+            samples[b].append(sample_ms(functions[b], calls[b]))
     plain_ms, streaming_ms, body_ms = (statistics.median(s) for s in samples)
     return body_ms, plain_ms, streaming_ms
 
@@ -158,6 +173,7 @@ def run_shape(shape, args, copy_probe):
     results = {}
 
     probe = copy_probe.functions(x)
+    evict = copy_probe.evict if cold_cache_for(args, count) else None
 
     def report(op, timing):
         ms, plain_ms, streaming_ms = timing
@@ -181,9 +197,9 @@ def run_shape(shape, args, copy_probe):
 
     if args.mode == "ops":
         with torch.no_grad():
-            report("forward_training", time_paired(args, lambda: forward_training(False), probe))
+            report("forward_training", time_paired(args, lambda: forward_training(False), probe, evict))
             check_forward("forward_training", results["y"])
-            report("forward_inference", time_paired(args, forward_inference, probe))
+            report("forward_inference", time_paired(args, forward_inference, probe, evict))
             check_forward("forward_inference", results["y"])
 
             # The saved statistics the backward needs, from the operator autograd would record.
@@ -194,16 +210,16 @@ def run_shape(shape, args, copy_probe):
                 results["grads"] = torch.ops.aten.native_batch_norm_backward(
                     grad, x, weight, None, None, save_mean, save_invstd, True, EPSILON, mask)
 
-            report("backward", time_paired(args, lambda: backward(dy), probe))
+            report("backward", time_paired(args, lambda: backward(dy), probe, evict))
             check_backward("backward", results["grads"])
-            report("forward_training_relu", time_paired(args, lambda: forward_training(True), probe))
+            report("forward_training_relu", time_paired(args, lambda: forward_training(True), probe, evict))
             check_forward("forward_training_relu", results["y"])
             y_relu = results["y"]
 
             def backward_relu():
                 backward(torch.ops.aten.threshold_backward(dy, y_relu, 0.0))
 
-            report("backward_relu", time_paired(args, backward_relu, probe))
+            report("backward_relu", time_paired(args, backward_relu, probe, evict))
             check_backward("backward_relu", results["grads"])
         return
 
@@ -215,19 +231,19 @@ def run_shape(shape, args, copy_probe):
     def autograd_backward(y):
         results["grads"] = torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
 
-    report("forward_training", time_paired(args, lambda: forward_training(False), probe))
+    report("forward_training", time_paired(args, lambda: forward_training(False), probe, evict))
     check_forward("forward_training", results["y"].detach())
     with torch.no_grad():
-        report("forward_inference", time_paired(args, forward_inference, probe))
+        report("forward_inference", time_paired(args, forward_inference, probe, evict))
         check_forward("forward_inference", results["y"])
     forward_training(False)
     y_plain = results["y"]
-    report("backward", time_paired(args, lambda: autograd_backward(y_plain), probe))
+    report("backward", time_paired(args, lambda: autograd_backward(y_plain), probe, evict))
     check_backward("backward", results["grads"])
-    report("forward_training_relu", time_paired(args, lambda: forward_training(True), probe))
+    report("forward_training_relu", time_paired(args, lambda: forward_training(True), probe, evict))
     check_forward("forward_training_relu", results["y"].detach())
     y_relu = results["y"]
-    report("backward_relu", time_paired(args, lambda: autograd_backward(y_relu), probe))
+    report("backward_relu", time_paired(args, lambda: autograd_backward(y_relu), probe, evict))
     check_backward("backward_relu", results["grads"])
 
 
@@ -247,6 +263,8 @@ def main():
     parser.add_argument("--repetitions", type=int, default=21)
     parser.add_argument("--min-sample-ms", type=float, default=1.0)
     parser.add_argument("--shape", default="")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="no cache eviction between samples (peer_common.hpp's cold_cache_for)")
     parser.add_argument("--probe-lib", required=True,
                         help="libbnlab_probe.so (bench/peers), the copy probe timed beside each operation")
     parser.add_argument("--mode", choices=("ops", "autograd"), default="ops")
@@ -261,7 +279,8 @@ def main():
     print(f"# PyTorch {torch.__version__}, {allocator()}, mode {args.mode}, "
           f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}")
     print(f"# pytorch: threads {args.threads} (torch.get_num_threads {torch.get_num_threads()}), "
-          f"warm-up {args.warmup}, repetitions {args.repetitions}, min sample {args.min_sample_ms:g} ms")
+          f"warm-up {args.warmup}, repetitions {args.repetitions}, min sample {args.min_sample_ms:g} ms, "
+          f"{'warm caches' if args.warm_cache else 'cold caches for tensors of 1 MiB and more'}")
     copy_probe = CopyProbe(args.probe_lib)
     known = {s[0] for s in SHAPES}
     if args.shape and args.shape not in known:

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace bnlab::bench {
 namespace {
@@ -53,6 +54,16 @@ void copy_plain(const float* src, float* dst, std::int64_t count) {
   parallel_copy(src, dst, count, [](const float* s, float* d, std::int64_t n) {
     std::memcpy(d, s, static_cast<std::size_t>(n) * sizeof(float));
   });
+}
+
+void evict_caches() {
+  constexpr std::int64_t count = (std::int64_t{128} << 20) / sizeof(float);
+  static const std::vector<float> buffer(count, 1.0f);
+  static volatile float sink = 0.0f;
+  float total = 0.0f;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (std::int64_t i = 0; i < count; i += 16) total += buffer[static_cast<std::size_t>(i)];  // one float a line
+  sink = sink + total;
 }
 
 void copy_streaming(const float* src, float* dst, std::int64_t count) {
