@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <vector>
 
 #include "bnlab/kernels/batchnorm.hpp"
 #include "bnlab/system.hpp"
@@ -75,6 +76,17 @@ void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
   };
   const std::function<void()> evict = peers::cold_cache_for(o, ps) ? bnlab::bench::evict_caches : nullptr;
   auto timed = [&](auto&& body) { return peers::time_paired(o, body, plain, streaming, evict); };
+
+  // A read-only pass beside the copies, for the reader: on this host reading a tensor costs about
+  // two thirds of copying it, so a kernel that reads twice and writes once (forward training,
+  // without cache reuse) cannot reach the copy's bandwidth over its 3 passes.
+  volatile float read_sink = 0.0f;
+  const std::vector<double> probe_ms = peers::time_in_turns(
+      o, {plain, streaming, [&] { read_sink = read_sink + bnlab::bench::read_pass(x.get(), n); }}, evict);
+  std::printf("# bandwidth probe %s: copy %.2f GB/s (plain %.2f, streaming %.2f), a read-only pass %.2f GB/s\n",
+              ps.name, 2 * bytes_per_pass / (std::min(probe_ms[0], probe_ms[1]) * 1e6),
+              2 * bytes_per_pass / (probe_ms[0] * 1e6), 2 * bytes_per_pass / (probe_ms[1] * 1e6),
+              bytes_per_pass / (probe_ms[2] * 1e6));
   auto forward_training = [&](FusedActivation act) {
     bnlab::kernels::batchnorm_forward_training(s, x.get(), gamma.get(), beta.get(), peers::epsilon, y.get(),
                                                mean.get(), inv_std.get(), variance.get(), act);

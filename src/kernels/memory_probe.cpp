@@ -56,6 +56,25 @@ void copy_plain(const float* src, float* dst, std::int64_t count) {
   });
 }
 
+float read_pass(const float* src, std::int64_t count) {
+  // Sixteen independent lanes a line, so neither the adds' latency nor one accumulator limits the
+  // reads; vectorized by the compiler (the sum's bits do not matter).
+  constexpr std::int64_t chunk = 16 * 1024;
+  const std::int64_t chunks = (count + chunk - 1) / chunk;
+  float total = 0.0f;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t begin = c * chunk, end = std::min(count, begin + chunk);
+    float lanes[16] = {};
+    std::int64_t i = begin;
+    for (; i + 16 <= end; i += 16)
+      for (int k = 0; k < 16; ++k) lanes[k] += src[i + k];
+    for (; i < end; ++i) lanes[0] += src[i];
+    for (float v : lanes) total += v;
+  }
+  return total;
+}
+
 void evict_caches() {
   constexpr std::int64_t count = (std::int64_t{128} << 20) / sizeof(float);
   static const std::vector<float> buffer(count, 1.0f);

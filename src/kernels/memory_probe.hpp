@@ -16,4 +16,8 @@ void copy_streaming(const float* src, float* dst, std::int64_t count);  // dst 6
 // the next. Not timed itself; the buffer is allocated and filled on the first call.
 void evict_caches();
 
+// One read pass over src (a sum, returned so the reads cannot be dropped): what the passes of a
+// kernel that only read (a BatchNorm's statistics) can cost at best, beside a copy.
+float read_pass(const float* src, std::int64_t count);
+
 }  // namespace bnlab::bench
