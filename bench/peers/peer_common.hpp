@@ -203,7 +203,7 @@ inline std::vector<double> time_in_turns(const Options& o, const std::vector<std
 }
 
 // An operation's milliseconds per call and, measured in the same seconds, the copy probe's: the
-// plain and the streaming copy of the library's own input tensor into its output tensor.
+// plain and the streaming copy of the library's own input tensor into a buffer of the probe's.
 struct PairedTiming {
   double ms;            // the operation
   double plain_ms;      // plain copy of the same tensor

@@ -13,7 +13,7 @@ SCRIPT = os.path.join(HERE, "..", "..", "bench", "peers", "merge_peers.py")
 sys.path.insert(0, os.path.dirname(SCRIPT))
 import merge_peers  # noqa: E402
 
-SHAPE = "4x8x2x2_NCHW"  # 128 elements, 512 bytes a tensor pass
+SHAPE = "64x256x8x8_NCHW"  # 4 MiB a tensor pass: compared in probe units
 
 
 def line(library, op, ms, plain, streaming):
@@ -54,6 +54,16 @@ class MergePeersTest(unittest.TestCase):
             self.assertEqual(cells[6], "2.00x")  # across processes: 4 units against 2
             self.assertEqual(cells[7], "0.80x")  # in oneDNN's process: 4 units against 5
 
+    def test_an_in_cache_shape_compares_milliseconds(self):
+        # 32x300 (38 KB): the copy beside it is call overhead, so the speed-up is ms over ms.
+        small = "32x300_NC"
+        with tempfile.TemporaryDirectory() as d:
+            files = [self.write(d, "b.txt", f"bnlab backward {small} 0.003 copy_plain=0.001 copy_streaming=0.001\n"),
+                     self.write(d, "t.txt", f"pytorch backward {small} 0.012 copy_plain=0.002 copy_streaming=0.002\n")]
+            results, _, shapes, _ = merge_peers.read(files)
+            cells = [c.strip() for c in merge_peers.table(results, shapes)[2].split("|")]
+            self.assertEqual(cells[8], "4.00x")  # 12 us against 3 us, not 6 units against 3
+
     def test_each_library_takes_its_median_round(self):
         with tempfile.TemporaryDirectory() as d:
             rounds = [(3.0, 1.0), (9.0, 1.0), (4.0, 2.0)]  # units 3, 9, 2: median 3
@@ -62,9 +72,9 @@ class MergePeersTest(unittest.TestCase):
             results, _, _, _ = merge_peers.read(files)
             self.assertAlmostEqual(results.units[("bnlab", "backward", SHAPE)], 3.0)
             self.assertAlmostEqual(results.ms[("bnlab", "backward", SHAPE)], 4.0)
-            # The probe table: bnlab's median plain and streaming copy, 2 passes of 512 bytes.
+            # The probe table: bnlab's median plain and streaming copy, 2 passes of 4 MiB.
             fastest, plain, streaming = results.probe_bandwidth(SHAPE)
-            self.assertAlmostEqual(plain, 1024 / (1.0 * 1e6))
+            self.assertAlmostEqual(plain, 2 * 4 * 2**20 / (1.0 * 1e6))
             self.assertAlmostEqual(fastest, streaming)
 
     def test_a_line_without_the_probe_is_refused_by_name(self):
