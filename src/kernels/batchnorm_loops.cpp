@@ -68,21 +68,21 @@ template <int K>
 BNLAB_INLINE void moments_rows_vectors(const float* x, std::int64_t rows, std::int64_t row_stride, const float* pivot,
                                        double* sum, double* sum_sq) {
   f32x16 p[K], s[K], q[K];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int k = 0; k < K; ++k) {
     p[k] = simd::load(pivot + k * simd::lanes);
     s[k] = q[k] = f32x16{};
   }
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * row_stride;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int k = 0; k < K; ++k) {
       const f32x16 d = simd::load(row + k * simd::lanes) - p[k];
       s[k] += d;
       q[k] += d * d;
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int k = 0; k < K; ++k) {
     fold_into(s[k], sum + k * simd::lanes);
     fold_into(q[k], sum_sq + k * simd::lanes);
@@ -100,6 +100,11 @@ BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std
   for_tiles(rows, rows_per_fold, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
     std::int64_t c = 0;
+    // Blocks of 8 vectors (128 channels) where the row is that wide: half as many switches from
+    // row to row as blocks of 4, 5-15% faster on 4096x1024 in and out of cache (paired in one
+    // process; AVX2 too). The three arrays of 8 still fit AVX-512's 32 registers.
+    for (; c + 8 * simd::lanes <= width; c += 8 * simd::lanes)
+      moments_rows_vectors<8>(xt + c, tile, row_stride, pivot + c, sum + c, sum_sq + c);
     for (; c + 4 * simd::lanes <= width; c += 4 * simd::lanes)
       moments_rows_vectors<4>(xt + c, tile, row_stride, pivot + c, sum + c, sum_sq + c);
     for (; c + simd::lanes <= width; c += simd::lanes)
