@@ -69,18 +69,11 @@ BNLAB_INLINE void bias_act_rows(std::int64_t cols, std::int64_t r0, std::int64_t
   for (std::int64_t r = r0; r < r1; ++r) {
     float* zr = z + r * cols;
     float* yr = y + r * cols;
-    std::int64_t c = 0;
-    for (; c + simd::lanes <= cols; c += simd::lanes) {
-      const f32x16 v = vec::load(zr + c) + vec::load(bias + c);
-      vec::store(zr + c, v);
-      vec::store(yr + c, act(v));
-    }
-    if (c < cols) {
-      const std::int64_t n = cols - c;
-      const f32x16 v = vec::load_part(zr + c, n) + vec::load_part(bias + c, n);
-      vec::store_part(zr + c, v, n);
-      vec::store_part(yr + c, act(v), n);
-    }
+    vec::for_vectors(0, cols, [&](std::int64_t c, auto lanes) BNLAB_LAMBDA_INLINE {
+      const f32x16 v = lanes.load(zr + c) + lanes.load(bias + c);
+      lanes.store(zr + c, v);
+      lanes.store(yr + c, act(v));
+    });
   }
 }
 
@@ -104,28 +97,16 @@ BNLAB_MULTIVERSION void bias_activation_rows(ActivationKind kind, float alpha, s
 template <class Grad>
 BNLAB_INLINE void grad_sum_columns(std::int64_t rows, std::int64_t cols, std::int64_t c0, std::int64_t c1,
                                    const float* z, const float* dy, float* dz, float* sums, Grad grad) {
-  std::int64_t c = c0;
-  for (; c + simd::lanes <= c1; c += simd::lanes) {
+  vec::for_vectors(c0, c1, [&](std::int64_t c, auto lanes) BNLAB_LAMBDA_INLINE {
     f32x16 acc{};
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::int64_t at = r * cols + c;
-      const f32x16 d = grad(vec::load(z + at), vec::load(dy + at));
-      vec::store(dz + at, d);
+      const f32x16 d = grad(lanes.load(z + at), lanes.load(dy + at));
+      lanes.store(dz + at, d);
       acc += d;
     }
-    vec::store(sums + c, acc);
-  }
-  if (c < c1) {
-    const std::int64_t n = c1 - c;
-    f32x16 acc{};
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const std::int64_t at = r * cols + c;
-      const f32x16 d = grad(vec::load_part(z + at, n), vec::load_part(dy + at, n));
-      vec::store_part(dz + at, d, n);
-      acc += d;
-    }
-    vec::store_part(sums + c, acc, n);
-  }
+    lanes.store(sums + c, acc);
+  });
 }
 
 BNLAB_MULTIVERSION void activation_grad_sum_columns(ActivationKind kind, float alpha, std::int64_t rows,

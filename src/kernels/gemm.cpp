@@ -123,17 +123,11 @@ BNLAB_MULTIVERSION void add_row_vector_rows(std::int64_t cols, std::int64_t r0, 
 // in order from +0.
 BNLAB_MULTIVERSION void sum_rows_columns(std::int64_t rows, std::int64_t cols, std::int64_t c0, std::int64_t c1,
                                          const float* dy, float* sums) {
-  std::int64_t c = c0;
-  for (; c + simd::lanes <= c1; c += simd::lanes) {
+  vec::for_vectors(c0, c1, [&](std::int64_t c, auto lanes) BNLAB_LAMBDA_INLINE {
     f32x16 acc{};
-    for (std::int64_t r = 0; r < rows; ++r) acc += vec::load(dy + r * cols + c);
-    vec::store(sums + c, acc);
-  }
-  if (c < c1) {
-    f32x16 acc{};
-    for (std::int64_t r = 0; r < rows; ++r) acc += vec::load_part(dy + r * cols + c, c1 - c);
-    vec::store_part(sums + c, acc, c1 - c);
-  }
+    for (std::int64_t r = 0; r < rows; ++r) acc += lanes.load(dy + r * cols + c);
+    lanes.store(sums + c, acc);
+  });
 }
 
 }  // namespace

@@ -50,24 +50,14 @@ BNLAB_MULTIVERSION void sgd_block(std::int64_t n, float lr, const float* g, floa
 BNLAB_MULTIVERSION void sgd_momentum_block(std::int64_t n, float lr, float momentum, bool nesterov, const float* g,
                                            float* v, float* w) {
   const vec::f32x16 rate = vec::splat(lr), mu = vec::splat(momentum);
-  std::int64_t i = 0;
-  auto step = [&](vec::f32x16 gv, vec::f32x16& vv, vec::f32x16& wv) BNLAB_LAMBDA_INLINE {
+  vec::for_vectors(0, n, [&](std::int64_t i, auto lanes) BNLAB_LAMBDA_INLINE {
+    vec::f32x16 vv = lanes.load(v + i), wv = lanes.load(w + i);
+    const vec::f32x16 gv = lanes.load(g + i);
     vv = vv * mu - gv * rate;
     wv += nesterov ? vv * mu - gv * rate : vv;
-  };
-  for (; i + simd::lanes <= n; i += simd::lanes) {
-    vec::f32x16 vv = vec::load(v + i), wv = vec::load(w + i);
-    step(vec::load(g + i), vv, wv);
-    vec::store(v + i, vv);
-    vec::store(w + i, wv);
-  }
-  if (i < n) {
-    const std::int64_t k = n - i;
-    vec::f32x16 vv = vec::load_part(v + i, k), wv = vec::load_part(w + i, k);
-    step(vec::load_part(g + i, k), vv, wv);
-    vec::store_part(v + i, vv, k);
-    vec::store_part(w + i, wv, k);
-  }
+    lanes.store(v + i, vv);
+    lanes.store(w + i, wv);
+  });
 }
 
 }  // namespace
