@@ -15,10 +15,10 @@
 #include <exception>
 #include <vector>
 
-#include "bnlab/kernels/batchnorm.hpp"
 #include "bnlab/system.hpp"
 #include "bnlab/tensor.hpp"
 #include "kernels/memory_probe.hpp"
+#include "bnlab_calls.hpp"
 #include "peer_common.hpp"
 
 namespace {
@@ -27,11 +27,6 @@ using bnlab::AlignedBuffer;
 using bnlab::make_aligned_buffer;
 using bnlab::kernels::BatchNormShape;
 using bnlab::kernels::FusedActivation;
-
-BatchNormShape to_bnlab(const peers::PeerShape& s) {
-  const bnlab::Layout layout = s.is("NCHW") ? bnlab::Layout::NCHW : s.is("NHWC") ? bnlab::Layout::NHWC : bnlab::Layout::NC;
-  return {s.batch, s.channels, s.spatial(), layout};
-}
 
 // Minimum traffic per operation in tensor passes (docs/batchnorm.md): forward in training reads
 // x for the statistics, reads it again and writes y; inference reads x and writes y; backward
@@ -42,7 +37,7 @@ struct Operation {
 };
 
 void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
-  const BatchNormShape s = to_bnlab(ps);
+  const BatchNormShape s = peers::to_bnlab(ps);
   const std::int64_t n = s.size(), c = s.channels;
   AlignedBuffer x = make_aligned_buffer(n), y = make_aligned_buffer(n), dy = make_aligned_buffer(n),
                 dx = make_aligned_buffer(n), probe_out = make_aligned_buffer(n);
@@ -87,14 +82,20 @@ void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
               ps.name, 2 * bytes_per_pass / (std::min(probe_ms[0], probe_ms[1]) * 1e6),
               2 * bytes_per_pass / (probe_ms[0] * 1e6), 2 * bytes_per_pass / (probe_ms[1] * 1e6),
               bytes_per_pass / (probe_ms[2] * 1e6));
-  auto forward_training = [&](FusedActivation act) {
-    bnlab::kernels::batchnorm_forward_training(s, x.get(), gamma.get(), beta.get(), peers::epsilon, y.get(),
-                                               mean.get(), inv_std.get(), variance.get(), act);
-  };
-  auto backward = [&](FusedActivation act) {
-    bnlab::kernels::batchnorm_backward(s, x.get(), dy.get(), gamma.get(), beta.get(), mean.get(), inv_std.get(),
-                                       dx.get(), dgamma.get(), dbeta.get(), act);
-  };
+  const peers::BnlabCalls bnlab{.shape = s,
+                                 .x = x.get(),
+                                 .dy = dy.get(),
+                                 .gamma = gamma.get(),
+                                 .beta = beta.get(),
+                                 .moving_mean = moving_mean.get(),
+                                 .moving_variance = moving_variance.get(),
+                                 .y = y.get(),
+                                 .dx = dx.get(),
+                                 .mean = mean.get(),
+                                 .inv_std = inv_std.get(),
+                                 .variance = variance.get(),
+                                 .dgamma = dgamma.get(),
+                                 .dbeta = dbeta.get()};
   auto check_forward = [&](const char* op) {
     std::printf("# check bnlab %s %s sum_abs_y=%.9e\n", op, ps.name, peers::sum_abs(y.get(), n));
   };
@@ -103,19 +104,16 @@ void run_shape(const peers::PeerShape& ps, const peers::Options& o) {
                 peers::sum_abs(dx.get(), n), peers::sum_abs(dgamma.get(), c), peers::sum_abs(dbeta.get(), c));
   };
 
-  report({"forward_training", 3}, timed([&] { forward_training(FusedActivation::none); }));
+  report({"forward_training", 3}, timed([&] { bnlab.forward_training(FusedActivation::none); }));
   check_forward("forward_training");
-  report({"forward_inference", 2}, timed([&] {
-           bnlab::kernels::batchnorm_forward_inference(s, x.get(), moving_mean.get(), moving_variance.get(),
-                                                       gamma.get(), beta.get(), peers::epsilon, y.get());
-         }));
+  report({"forward_inference", 2}, timed([&] { bnlab.forward_inference(); }));
   check_forward("forward_inference");
   // The backward reads saved_mean/saved_inv_std as the training forward above left them.
-  report({"backward", 5}, timed([&] { backward(FusedActivation::none); }));
+  report({"backward", 5}, timed([&] { bnlab.backward(FusedActivation::none); }));
   check_backward("backward");
-  report({"forward_training_relu", 3}, timed([&] { forward_training(FusedActivation::relu); }));
+  report({"forward_training_relu", 3}, timed([&] { bnlab.forward_training(FusedActivation::relu); }));
   check_forward("forward_training_relu");
-  report({"backward_relu", 5}, timed([&] { backward(FusedActivation::relu); }));
+  report({"backward_relu", 5}, timed([&] { bnlab.backward(FusedActivation::relu); }));
   check_backward("backward_relu");
 }
 

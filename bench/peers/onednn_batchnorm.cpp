@@ -30,9 +30,9 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "bnlab/kernels/batchnorm.hpp"
 #include "bnlab/tensor.hpp"
 #include "kernels/memory_probe.hpp"
+#include "bnlab_calls.hpp"
 #include "peer_common.hpp"
 
 namespace {
@@ -173,24 +173,21 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
   // next to the one across processes.
   const memory bnlab_y(md, engine, tensors[4].get()), bnlab_dx(md, engine, tensors[5].get());
   std::vector<float> bnlab_mean(c), bnlab_inv_std(c), bnlab_variance(c), bnlab_dgamma(c), bnlab_dbeta(c);
-  const bnlab::kernels::BatchNormShape bnlab_shape{
-      s.batch, s.channels, s.spatial(),
-      s.is("NCHW") ? bnlab::Layout::NCHW : s.is("NHWC") ? bnlab::Layout::NHWC : bnlab::Layout::NC};
+  const peers::BnlabCalls bnlab{.shape = peers::to_bnlab(s),
+                                .x = data(x),
+                                .dy = data(dy),
+                                .gamma = data(gamma),
+                                .beta = data(beta),
+                                .moving_mean = data(moving_mean),
+                                .moving_variance = data(moving_variance),
+                                .y = data(bnlab_y),
+                                .dx = data(bnlab_dx),
+                                .mean = bnlab_mean.data(),
+                                .inv_std = bnlab_inv_std.data(),
+                                .variance = bnlab_variance.data(),
+                                .dgamma = bnlab_dgamma.data(),
+                                .dbeta = bnlab_dbeta.data()};
   using bnlab::kernels::FusedActivation;
-  auto bnlab_forward_training = [&](FusedActivation act) {
-    bnlab::kernels::batchnorm_forward_training(bnlab_shape, data(x), data(gamma), data(beta), peers::epsilon,
-                                               data(bnlab_y), bnlab_mean.data(), bnlab_inv_std.data(),
-                                               bnlab_variance.data(), act);
-  };
-  auto bnlab_forward_inference = [&] {
-    bnlab::kernels::batchnorm_forward_inference(bnlab_shape, data(x), data(moving_mean), data(moving_variance),
-                                                data(gamma), data(beta), peers::epsilon, data(bnlab_y));
-  };
-  auto bnlab_backward = [&](FusedActivation act) {
-    bnlab::kernels::batchnorm_backward(bnlab_shape, data(x), data(dy), data(gamma), data(beta), bnlab_mean.data(),
-                                       bnlab_inv_std.data(), data(bnlab_dx), bnlab_dgamma.data(),
-                                       bnlab_dbeta.data(), act);
-  };
 
   // The copy probe beside every operation: x into a buffer of its own, as in the other drivers.
   auto plain = [&] { bnlab::bench::copy_plain(data(x), probe_out, n); };
@@ -210,17 +207,17 @@ void run_shape(const peers::PeerShape& s, const peers::Options& o, const dnnl::e
                 peers::sum_abs(data(dx), n), peers::sum_abs(data(dgamma), c), peers::sum_abs(data(dbeta), c));
   };
 
-  timed("forward_training", training, training_args, [&] { bnlab_forward_training(FusedActivation::none); });
+  timed("forward_training", training, training_args, [&] { bnlab.forward_training(FusedActivation::none); });
   check_forward("forward_training");
-  timed("forward_inference", inference, inference_args, bnlab_forward_inference);
+  timed("forward_inference", inference, inference_args, [&] { bnlab.forward_inference(); });
   check_forward("forward_inference");
   // mean/variance still hold the training forward's batch statistics: inference reads its own.
-  timed("backward", backward_plain, backward_args, [&] { bnlab_backward(FusedActivation::none); });
+  timed("backward", backward_plain, backward_args, [&] { bnlab.backward(FusedActivation::none); });
   check_backward("backward");
   timed("forward_training_relu", training_relu, training_relu_args,
-        [&] { bnlab_forward_training(FusedActivation::relu); });
+        [&] { bnlab.forward_training(FusedActivation::relu); });
   check_forward("forward_training_relu");
-  timed("backward_relu", backward_relu, backward_relu_args, [&] { bnlab_backward(FusedActivation::relu); });
+  timed("backward_relu", backward_relu, backward_relu_args, [&] { bnlab.backward(FusedActivation::relu); });
   check_backward("backward_relu");
 }
 
