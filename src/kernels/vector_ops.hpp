@@ -21,9 +21,8 @@ using simd::keep_where;
 
 // value in every lane, bit for bit (simd::broadcast adds it to +0, which turns -0 into +0).
 BNLAB_INLINE f32x16 splat(float value) {
-  f32x16 v;
-  for (int i = 0; i < simd::lanes; ++i) v[i] = value;
-  return v;
+  const f32x16 first{value};  // one broadcast instruction, where a lane loop became sixteen
+  return __builtin_shufflevector(first, first, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 BNLAB_INLINE f32x16 load(const float* p) { return simd::load(p); }

@@ -142,6 +142,19 @@ const Tensor& BatchNormalization::backward(const Tensor& dy) {
   return skip_dx ? no_input_gradient() : dx_.tensor();
 }
 
+const Tensor& BatchNormalization::normalized_input() {
+  if (!x_.defined())
+    throw std::logic_error(fmt::format("{}: normalized_input() before any forward", detail::describe(*this)));
+  const kernels::BatchNormShape shape = kernel_shape(x_.dim(0));
+  Tensor& xhat = xhat_.resize_like(x_);
+  // The inference kernel without gamma and beta is exactly (x - mean) / sqrt(variance + eps).
+  const float* mean = last_forward_training_ ? saved_mean_.data() : moving_mean_.value.data();
+  const float* variance = last_forward_training_ ? batch_variance_.data() : moving_variance_.value.data();
+  kernels::batchnorm_forward_inference(shape, x_.data(), mean, variance, nullptr, nullptr, options_.epsilon,
+                                       xhat.data());
+  return xhat;
+}
+
 std::vector<Parameter*> BatchNormalization::parameters() {
   if (!built_) return {};
   std::vector<Parameter*> params;

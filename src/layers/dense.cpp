@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "bnlab/kernels/affine_input.hpp"
 #include "bnlab/kernels/gemm.hpp"
 #include "bnlab/layers/initializers.hpp"
 
@@ -71,6 +72,7 @@ void Dense::check_backward_batch(std::int64_t batch) const {
 }
 
 const Tensor& Dense::backward_affine(const Tensor& dz, bool sum_bias) {
+  if (takes_over_previous_backward()) return backward_through_normalization(dz, sum_bias);
   const std::int64_t N = dz.dim(0), F = input_shape_[0];
   kernels::gemm(true, false, F, units_, N, 1.0f, x_.data(), dz.data(), 0.0f, kernel_.grad.data());
   if (sum_bias) kernels::sum_rows(N, units_, dz.data(), bias_.grad.data());
@@ -78,6 +80,40 @@ const Tensor& Dense::backward_affine(const Tensor& dz, bool sum_bias) {
   Tensor& dx = dx_.resize(N, input_shape_, x_.layout() == Layout::NC ? Layout::NC : Layout::Plain);
   kernels::gemm(false, true, N, F, units_, 1.0f, dz.data(), kernel_.value.data(), 0.0f, dx.data());
   return dx;
+}
+
+void Dense::set_input_normalization(BatchNormalization* normalization) {
+  detail::require_built(*this, "set_input_normalization");
+  if (normalization && (!normalization->built() || normalization->output_shape() != input_shape_))
+    throw std::invalid_argument(fmt::format(
+        "{}: input normalization {} has output shape {}, expected {}", detail::describe(*this),
+        detail::describe(*normalization), detail::batch_shape_string(normalization->output_shape()),
+        detail::batch_shape_string(input_shape_)));
+  input_normalization_ = normalization;
+  if (normalization && !use_bias_ && !column_sums_.defined()) column_sums_ = Tensor({units_});
+}
+
+bool Dense::takes_over_previous_backward() const {
+  return input_normalization_ && !input_normalization_->input_gradient_needed();
+}
+
+const Tensor& Dense::backward_through_normalization(const Tensor& dz, bool sum_bias) {
+  const std::int64_t N = dz.dim(0), F = input_shape_[0];
+  BatchNormalization& bn = *input_normalization_;
+  const Tensor& xhat = bn.normalized_input();
+  if (xhat.dim(0) != N)
+    throw std::invalid_argument(fmt::format("{}: backward got a batch of {}, the input normalization's last forward had {}",
+                                            detail::describe(*this), N, xhat.dim(0)));
+  // s = dz's column sums: the bias grad when there is a bias (already summed unless sum_bias).
+  float* s = use_bias_ ? bias_.grad.data() : column_sums_.data();
+  if (sum_bias || !use_bias_) kernels::sum_rows(N, units_, dz.data(), s);
+  kernels::gemm(true, false, F, units_, N, 1.0f, xhat.data(), dz.data(), 0.0f, kernel_.grad.data());
+  const BatchNormalizationOptions& o = bn.options();
+  kernels::affine_input_gradients(F, units_, kernel_.value.data(), o.scale ? bn.gamma().value.data() : nullptr,
+                                  o.center ? bn.beta().value.data() : nullptr, s, kernel_.grad.data(),
+                                  o.scale ? bn.gamma().grad.data() : nullptr,
+                                  o.center ? bn.beta().grad.data() : nullptr);
+  return no_input_gradient();
 }
 
 std::vector<Parameter*> Dense::parameters() {

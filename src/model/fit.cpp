@@ -178,7 +178,10 @@ void Sequential::backward_from_logits(const Tensor& dlogits) {
   if (first_trained_layer_ >= layers_.size()) return;
   Layer& last = *layers_.back();
   const Tensor* grad = compile_options_.from_logits ? &last.backward(dlogits) : &last.backward_from_logits(dlogits);
-  for (std::size_t i = layers_.size() - 1; i-- > first_trained_layer_;) grad = &layers_[i]->backward(*grad);
+  for (std::size_t i = layers_.size() - 1; i-- > first_trained_layer_;) {
+    if (layers_[i + 1]->takes_over_previous_backward()) return;  // it wrote layer i's grads
+    grad = &layers_[i]->backward(*grad);
+  }
 }
 
 void Sequential::check_inputs(const char* who, const Tensor& x, std::span<const std::int32_t> y,

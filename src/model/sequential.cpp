@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "bnlab/layers/batch_normalization.hpp"
+#include "bnlab/layers/dense.hpp"
 #include "bnlab/model.hpp"
 #include "model/train_buffers.hpp"
 
@@ -81,6 +83,13 @@ void Sequential::build(const Shape& input_shape, std::uint64_t seed) {
     for (const Parameter* p : layers_[i]->parameters())
       if (p->trainable) first_trained_layer_ = i;
   for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_input_gradient_needed(i > first_trained_layer_);
+  // A first trained BatchNormalization feeding a Dense (the seed's Approach One): the Dense
+  // computes the normalization's gamma and beta grads with its own kernel grad from one GEMM,
+  // instead of a second GEMM for its input gradient that only they would read.
+  if (first_trained_layer_ + 1 < layers_.size())
+    if (auto* normalization = dynamic_cast<BatchNormalization*>(layers_[first_trained_layer_].get()))
+      if (auto* dense = dynamic_cast<Dense*>(layers_[first_trained_layer_ + 1].get()))
+        dense->set_input_normalization(normalization);
 }
 
 Layer& Sequential::layer(std::size_t i) {

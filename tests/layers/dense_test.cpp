@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "bnlab/kernels/activations.hpp"
+#include "bnlab/layers/batch_normalization.hpp"
 #include "bnlab/layers/dense.hpp"
 #include "layers/grad_check.hpp"
 
@@ -149,6 +150,116 @@ TEST(Dense, KerasParameterCountsOfTheSeedModels) {
   Dense no_bias(300, "linear", false);
   no_bias.build({784}, rng);
   EXPECT_EQ(count(no_bias), 235200);
+}
+
+}  // namespace
+}  // namespace bnlab
+
+namespace bnlab {
+namespace {
+
+// A BatchNormalization whose own backward must not run: the Dense after it took it over.
+class NoBackwardBatchNormalization : public BatchNormalization {
+public:
+  using BatchNormalization::BatchNormalization;
+  const Tensor& backward(const Tensor&) override {
+    throw std::logic_error("the normalization's backward ran although the Dense took it over");
+  }
+};
+
+struct TakeoverCase {
+  bool training, use_bias, scale, center;
+  std::string activation;
+};
+
+void PrintTo(const TakeoverCase& c, std::ostream* os) {
+  *os << (c.training ? "training" : "inference") << (c.use_bias ? " bias" : " no-bias") << (c.scale ? " scale" : "")
+      << (c.center ? " center" : "") << " " << c.activation;
+}
+
+class DenseTakeover : public ::testing::TestWithParam<TakeoverCase> {};
+
+// BatchNormalization (first trained layer, no input gradient) -> Dense with the takeover
+// against the same two layers run separately: the Dense's kernel and bias grads and the
+// normalization's gamma and beta grads agree to rounding, and the normalization's backward
+// does not run.
+TEST_P(DenseTakeover, MatchesTheTwoBackwardsRunSeparately) {
+  const TakeoverCase c = GetParam();
+  BatchNormalizationOptions o;
+  o.scale = c.scale;
+  o.center = c.center;
+  o.momentum = 0.5f;
+  NoBackwardBatchNormalization fused_bn(o);
+  BatchNormalization plain_bn(o);
+  Dense fused_dense(21, c.activation, c.use_bias), plain_dense(21, c.activation, c.use_bias);
+  for (Layer* layer : std::initializer_list<Layer*>{&fused_bn, &plain_bn}) {
+    Rng rng(3);
+    layer->build({19}, rng);
+  }
+  for (Layer* layer : std::initializer_list<Layer*>{&fused_dense, &plain_dense}) {
+    Rng rng(4);
+    layer->build({19}, rng);
+  }
+  // Parameters away from their initial 1 and 0, and moving statistics away from the batch's.
+  for (BatchNormalization* bn : {static_cast<BatchNormalization*>(&fused_bn), &plain_bn}) {
+    if (c.scale) bn->gamma().value = random_tensor({19}, Layout::Plain, 8, 0.5f, 1.5f);
+    if (c.center) bn->beta().value = random_tensor({19}, Layout::Plain, 9);
+    bn->moving_mean().value = random_tensor({19}, Layout::Plain, 10);
+    bn->moving_variance().value = random_tensor({19}, Layout::Plain, 11, 0.5f, 2.0f);
+  }
+  fused_bn.set_input_gradient_needed(false);
+  fused_dense.set_input_normalization(&fused_bn);
+  ASSERT_TRUE(fused_dense.takes_over_previous_backward());
+  ASSERT_FALSE(plain_dense.takes_over_previous_backward());
+
+  const Tensor x = random_tensor({7, 19}, Layout::NC, 12, -2.0f, 3.0f);
+  const Tensor dy = random_tensor({7, 21}, Layout::NC, 13);
+  fused_dense.forward(fused_bn.forward(x, c.training), c.training);
+  plain_dense.forward(plain_bn.forward(x, c.training), c.training);
+  EXPECT_FALSE(fused_dense.backward(dy).defined());
+  plain_bn.backward(plain_dense.backward(dy));
+
+  auto expect_close = [](const Tensor& got, const Tensor& want, const char* what) {
+    float largest = 0.0f;
+    for (std::int64_t i = 0; i < want.size(); ++i) largest = std::max(largest, std::fabs(want[i]));
+    ASSERT_GT(largest, 0.0f) << what;
+    for (std::int64_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 2e-6f * largest) << what << " element " << i;
+  };
+  const auto fused = fused_dense.parameters(), plain = plain_dense.parameters();
+  for (std::size_t i = 0; i < fused.size(); ++i) expect_close(fused[i]->grad, plain[i]->grad, "dense grad");
+  if (c.scale) expect_close(fused_bn.gamma().grad, plain_bn.gamma().grad, "gamma grad");
+  if (c.center) expect_close(fused_bn.beta().grad, plain_bn.beta().grad, "beta grad");
+
+  // Once the normalization's input gradient is needed again, the Dense goes back to the plain
+  // path and returns its input gradient.
+  fused_bn.set_input_gradient_needed(true);
+  EXPECT_FALSE(fused_dense.takes_over_previous_backward());
+  EXPECT_TRUE(fused_dense.backward(dy).defined());
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, DenseTakeover,
+                         ::testing::Values(TakeoverCase{true, true, true, true, "relu"},
+                                           TakeoverCase{true, false, true, true, "linear"},
+                                           TakeoverCase{false, true, true, true, "tanh"},
+                                           TakeoverCase{true, true, false, true, "softmax"},
+                                           TakeoverCase{true, false, true, false, "relu"}));
+
+TEST(DenseTakeover, TheNormalizationMustMatchTheInputShape) {
+  Rng rng(1);
+  BatchNormalization bn;
+  Dense dense(3);
+  dense.build({4}, rng);
+  EXPECT_THROW(dense.set_input_normalization(&bn), std::invalid_argument);  // not built
+  bn.build({5}, rng);
+  try {
+    dense.set_input_normalization(&bn);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("(None, 5)"), std::string::npos) << e.what();
+  }
+  Dense unbuilt(3);
+  EXPECT_THROW(unbuilt.set_input_normalization(nullptr), std::logic_error);
 }
 
 }  // namespace

@@ -70,6 +70,12 @@ public:
   std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
   void set_num_batches_tracked(std::int64_t count);
 
+  // xhat of the last forward, (x - mean) / sqrt(variance + epsilon) with the statistics that
+  // forward used (the batch's in training, the moving ones in inference), so that its output
+  // was xhat * gamma + beta. Computed on each call into a buffer the layer owns. For a Dense
+  // that takes over this layer's parameter gradients (Dense::set_input_normalization).
+  const Tensor& normalized_input();
+
   Parameter& gamma() { return gamma_; }
   Parameter& beta() { return beta_; }
   Parameter& moving_mean() { return moving_mean_; }
@@ -92,6 +98,7 @@ private:
   bool last_forward_training_ = false;
   detail::BatchBuffer y_;
   detail::BatchBuffer dx_;
+  detail::BatchBuffer xhat_;
 };
 
 // torch.nn.BatchNorm1d(num_features, eps, momentum, affine): input (N, C) or (N, C, L).

@@ -10,7 +10,8 @@
 //   reuses while the batch size is unchanged, so a training step allocates nothing after the
 //   first. backward(dy) follows forward(x, training=true) on the same batch; it writes (not
 //   accumulates) every trainable parameter's grad and returns dL/dx, unless the model said it
-//   needs no input gradient (set_input_gradient_needed(false)): then a layer may skip dL/dx and
+//   needs no input gradient (set_input_gradient_needed(false)), or the layer takes over the
+//   previous layer's backward (takes_over_previous_backward()): then it may skip dL/dx and
 //   return an undefined tensor.
 //   Bad shapes throw std::invalid_argument naming the layer, the shape seen and the shape expected.
 
@@ -65,6 +66,11 @@ public:
   // three, BatchNormalization two passes in three). On by default.
   void set_input_gradient_needed(bool needed) { input_gradient_needed_ = needed; }
   bool input_gradient_needed() const { return input_gradient_needed_; }
+
+  // Whether backward() also writes the parameter gradients of the layer before it, so that
+  // layer's backward must not run (Dense after a first-trained BatchNormalization: one GEMM
+  // gives its kernel grad and the normalization's gamma and beta grads). Off by default.
+  virtual bool takes_over_previous_backward() const { return false; }
 
   bool built() const { return built_; }
   const Shape& input_shape() const { return input_shape_; }
