@@ -1,5 +1,14 @@
-#include "kernels/batchnorm_loops.hpp"
+// The BatchNorm loops for one instruction set: the build compiles this file three times, with
+// -mavx512f, -mavx2 and for baseline x86-64, defining BNLAB_LOOPS_TABLE to a different name each
+// time (see batchnorm_loops_table.hpp for why not target_clones). Nothing here may be an
+// out-of-line inline or template function shared with other objects (the linker would keep one
+// ISA's copy for all): everything is in an anonymous namespace or always inlined, and
+// tests/build/isa_objects_test.sh checks the objects define no weak symbols.
+#ifndef BNLAB_LOOPS_TABLE
+#error "batchnorm_loops.cpp is compiled once per instruction set with BNLAB_LOOPS_TABLE defined (CMakeLists.txt)"
+#endif
 
+#include "kernels/batchnorm_loops_table.hpp"
 #include "kernels/simd.hpp"
 
 namespace bnlab::kernels::loops {
@@ -24,7 +33,7 @@ BNLAB_INLINE void prefetch_line(const float* p, std::int64_t next_plane) {
   if (next_plane != 0) __builtin_prefetch(p + next_plane, 0, 2);
 }
 
-BNLAB_MULTIVERSION void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum,
+void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum,
                                                 double& sum_sq, std::int64_t next_plane) {
   const f32x16 p = simd::broadcast(pivot);
   f64x8 s_low{}, s_high{}, q_low{}, q_high{};
@@ -95,7 +104,7 @@ BNLAB_INLINE void for_tiles(std::int64_t rows, std::int64_t tile_rows, TileTask 
   for (std::int64_t r0 = 0; r0 < rows; r0 += tile_rows) task(r0, r0 + tile_rows < rows ? tile_rows : rows - r0);
 }
 
-BNLAB_MULTIVERSION void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
+void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
                                           std::int64_t width, const float* pivot, double* sum, double* sum_sq) {
   for_tiles(rows, rows_per_fold, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
@@ -155,7 +164,7 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
   }
 }
 
-BNLAB_MULTIVERSION void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot,
+void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot,
                                                   float centered_mean, float scale, float shift, bool relu, bool stream,
                                                   std::int64_t next_plane) {
   if (relu && stream)
@@ -247,7 +256,7 @@ BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t row
   });
 }
 
-BNLAB_MULTIVERSION void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
+void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
                                             std::int64_t width, const float* pivot, const float* centered_mean,
                                             const float* scale, const float* shift, bool relu, bool stream) {
   stream = stream && rows_can_stream(y, row_stride, width);
@@ -292,7 +301,7 @@ BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std
   sum_dy_xc += total_b;
 }
 
-BNLAB_MULTIVERSION void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len, float mean,
+void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len, float mean,
                                                   float scale, float shift, bool relu, double& sum_dy,
                                                   double& sum_dy_xc, std::int64_t next_plane) {
   if (relu)
@@ -366,7 +375,7 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
   });
 }
 
-BNLAB_MULTIVERSION void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
+void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                             std::int64_t width, const float* mean, const float* scale,
                                             const float* shift, bool relu, double* sum_dy, double* sum_dy_xc) {
   if (relu)
@@ -404,7 +413,7 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
   for (; i < len; ++i) dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
 }
 
-BNLAB_MULTIVERSION void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len,
+void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len,
                                                    float mean, float a, float b, float c, float scale, float shift,
                                                    bool relu, bool stream, std::int64_t next_plane) {
   if (relu && stream)
@@ -472,7 +481,7 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
   });
 }
 
-BNLAB_MULTIVERSION void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows,
+void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows,
                                              std::int64_t row_stride, std::int64_t width, const float* mean,
                                              const float* a, const float* b, const float* c, const float* scale,
                                              const float* shift, bool relu, bool stream) {
@@ -489,47 +498,12 @@ BNLAB_MULTIVERSION void grad_input_rows_impl(const float* x, const float* dy, fl
 
 }  // namespace
 
-void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
-                        std::int64_t next_plane) {
-  moments_contiguous_impl(x, len, pivot, sum, sum_sq, next_plane);
-}
-void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width, const float* pivot,
-                  double* sum, double* sum_sq) {
-  moments_rows_impl(x, rows, row_stride, width, pivot, sum, sum_sq);
-}
-void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
-                          float shift, bool relu, bool stream, std::int64_t next_plane) {
-  normalize_contiguous_impl(x, y, len, pivot, centered_mean, scale, shift, relu, stream, next_plane);
-}
-void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                    const float* pivot, const float* centered_mean, const float* scale, const float* shift, bool relu,
-                    bool stream) {
-  normalize_rows_impl(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift, relu, stream);
-}
-void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
-                          bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
-  grad_sums_contiguous_impl(x, dy, len, mean, scale, shift, relu, sum_dy, sum_dy_xc, next_plane);
-}
-void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                    const float* mean, const float* scale, const float* shift, bool relu, double* sum_dy,
-                    double* sum_dy_xc) {
-  grad_sums_rows_impl(x, dy, rows, row_stride, width, mean, scale, shift, relu, sum_dy, sum_dy_xc);
-}
-void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a, float b,
-                           float c, float scale, float shift, bool relu, bool stream, std::int64_t next_plane) {
-  grad_input_contiguous_impl(x, dy, dx, len, mean, a, b, c, scale, shift, relu, stream, next_plane);
-}
-void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
-                     std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
-                     const float* scale, const float* shift, bool relu, bool stream) {
-  grad_input_rows_impl(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, relu, stream);
-}
-
-const char* selected_instruction_set() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return "avx512f";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
-  return "x86-64";
-}
+// This file is compiled once per instruction set (CMakeLists.txt: -mavx512f, -mavx2, baseline),
+// each object defining its own table; batchnorm_loops_dispatch.cpp picks one at run time.
+extern const LoopTable BNLAB_LOOPS_TABLE;
+const LoopTable BNLAB_LOOPS_TABLE = {
+    moments_contiguous_impl, moments_rows_impl,    normalize_contiguous_impl, normalize_rows_impl,
+    grad_sums_contiguous_impl, grad_sums_rows_impl, grad_input_contiguous_impl, grad_input_rows_impl,
+};
 
 }  // namespace bnlab::kernels::loops

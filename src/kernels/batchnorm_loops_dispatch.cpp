@@ -1,0 +1,66 @@
+#include "kernels/batchnorm_loops.hpp"
+#include "kernels/batchnorm_loops_table.hpp"
+
+namespace bnlab::kernels::loops {
+namespace {
+
+struct Choice {
+  const LoopTable* table;
+  const char* name;
+};
+
+// The widest instruction set the CPU (and the OS, for the AVX registers' state) supports, as
+// GCC's target_clones resolvers choose it for the other kernels.
+Choice choose() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return {&table_avx512f, "avx512f"};
+  if (__builtin_cpu_supports("avx2")) return {&table_avx2, "avx2"};
+  return {&table_baseline, "x86-64"};
+}
+
+const Choice& chosen() {
+  static const Choice choice = choose();
+  return choice;
+}
+
+}  // namespace
+
+void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
+                        std::int64_t next_plane) {
+  chosen().table->moments_contiguous(x, len, pivot, sum, sum_sq, next_plane);
+}
+void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width, const float* pivot,
+                  double* sum, double* sum_sq) {
+  chosen().table->moments_rows(x, rows, row_stride, width, pivot, sum, sum_sq);
+}
+void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
+                          float shift, bool relu, bool stream, std::int64_t next_plane) {
+  chosen().table->normalize_contiguous(x, y, len, pivot, centered_mean, scale, shift, relu, stream, next_plane);
+}
+void normalize_rows(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                    const float* pivot, const float* centered_mean, const float* scale, const float* shift, bool relu,
+                    bool stream) {
+  chosen().table->normalize_rows(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift, relu, stream);
+}
+void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
+                          bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
+  chosen().table->grad_sums_contiguous(x, dy, len, mean, scale, shift, relu, sum_dy, sum_dy_xc, next_plane);
+}
+void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                    const float* mean, const float* scale, const float* shift, bool relu, double* sum_dy,
+                    double* sum_dy_xc) {
+  chosen().table->grad_sums_rows(x, dy, rows, row_stride, width, mean, scale, shift, relu, sum_dy, sum_dy_xc);
+}
+void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a, float b,
+                           float c, float scale, float shift, bool relu, bool stream, std::int64_t next_plane) {
+  chosen().table->grad_input_contiguous(x, dy, dx, len, mean, a, b, c, scale, shift, relu, stream, next_plane);
+}
+void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
+                     std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
+                     const float* scale, const float* shift, bool relu, bool stream) {
+  chosen().table->grad_input_rows(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, relu, stream);
+}
+
+const char* selected_instruction_set() { return chosen().name; }
+
+}  // namespace bnlab::kernels::loops
