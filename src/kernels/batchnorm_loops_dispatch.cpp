@@ -1,3 +1,9 @@
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstdio>
+#include <string_view>
+
 #include "kernels/batchnorm_loops.hpp"
 #include "kernels/batchnorm_loops_table.hpp"
 
@@ -10,11 +16,23 @@ struct Choice {
 };
 
 // The widest instruction set the CPU (and the OS, for the AVX registers' state) supports, as
-// GCC's target_clones resolvers choose it for the other kernels.
+// GCC's target_clones resolvers choose it for the other kernels, capped by BNLAB_MAX_CPU_ISA
+// (as oneDNN's ONEDNN_MAX_CPU_ISA): "avx2" or "x86-64" run the narrower loops on a wider CPU,
+// which is how the tests check that every version computes the same bits.
 Choice choose() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {&table_avx512f, "avx512f"};
-  if (__builtin_cpu_supports("avx2")) return {&table_avx2, "avx2"};
+  int cap = 2;  // 2: avx512f, 1: avx2, 0: x86-64
+  if (const char* env = std::getenv("BNLAB_MAX_CPU_ISA"); env && *env) {
+    const std::string_view value(env);
+    if (value == "avx2")
+      cap = 1;
+    else if (value == "x86-64")
+      cap = 0;
+    else if (value != "avx512f")  // warned, not thrown: the first call may be inside a parallel region
+      fmt::print(stderr, "bnlab: BNLAB_MAX_CPU_ISA is '{}', expected one of avx512f, avx2, x86-64; ignored\n", value);
+  }
+  if (cap >= 2 && __builtin_cpu_supports("avx512f")) return {&table_avx512f, "avx512f"};
+  if (cap >= 1 && __builtin_cpu_supports("avx2")) return {&table_avx2, "avx2"};
   return {&table_baseline, "x86-64"};
 }
 
