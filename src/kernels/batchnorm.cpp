@@ -230,8 +230,8 @@ struct ChannelStatistics {
   float mean, inv_std, variance, centered_mean, scale, shift;
 };
 
-ChannelStatistics finish_statistics(double sum, double sum_sq, double m, float pivot, float epsilon, float gamma,
-                                    float beta) {
+BNLAB_INLINE ChannelStatistics finish_statistics(double sum, double sum_sq, double m, float pivot, float epsilon,
+                                                 float gamma, float beta) {
   const double d = sum / m;
   const double var = std::max(sum_sq / m - d * d, 0.0);  // NaN passes through max
   const double inv_std = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
@@ -241,7 +241,7 @@ ChannelStatistics finish_statistics(double sum, double sum_sq, double m, float p
 
 // A pivot far from the mean (measured in standard deviations) would make the variance a
 // difference of two large numbers; the caller then centres on the first estimate and sums again.
-bool needs_recentre(double sum, double sum_sq, double m) {
+BNLAB_INLINE bool needs_recentre(double sum, double sum_sq, double m) {
   const double d = sum / m, var = sum_sq / m - d * d;
   return std::isfinite(d) && d * d > pivot_tolerance * var;
 }
@@ -256,14 +256,13 @@ BNLAB_INLINE void finish_channels_body(std::int64_t width, double m, float epsil
                                        float* __restrict saved_mean, float* __restrict saved_inv_std,
                                        float* __restrict variance, float* __restrict scale) {
   for (std::int64_t c = 0; c < width; ++c) {
-    const double d = sum[c] / m;
-    const double var = std::max(sum_sq[c] / m - d * d, 0.0);  // NaN passes through max
-    const double inv_std = 1.0 / std::sqrt(var + static_cast<double>(epsilon));
-    centered_mean[c] = static_cast<float>(d);
-    saved_mean[c] = static_cast<float>(pivot[c] + d);
-    saved_inv_std[c] = static_cast<float>(inv_std);
-    if (Variance) variance[c] = static_cast<float>(var);
-    scale[c] = static_cast<float>((gamma ? gamma[c] : 1.0f) * inv_std);
+    const ChannelStatistics st =
+        finish_statistics(sum[c], sum_sq[c], m, pivot[c], epsilon, gamma ? gamma[c] : 1.0f, 0.0f);
+    centered_mean[c] = st.centered_mean;
+    saved_mean[c] = st.mean;
+    saved_inv_std[c] = st.inv_std;
+    if (Variance) variance[c] = st.variance;
+    scale[c] = st.scale;
   }
 }
 
@@ -282,10 +281,7 @@ BNLAB_MULTIVERSION void finish_channels(std::int64_t width, double m, float epsi
 BNLAB_MULTIVERSION bool any_needs_recentre(std::int64_t width, double m, const double* __restrict sum,
                                            const double* __restrict sum_sq) {
   std::int64_t far = 0;  // a count, not a bool: GCC vectorizes an integer sum, not a bool's or
-  for (std::int64_t c = 0; c < width; ++c) {
-    const double d = sum[c] / m, var = sum_sq[c] / m - d * d;
-    far += (std::isfinite(d) && d * d > pivot_tolerance * var) ? 1 : 0;  // needs_recentre
-  }
+  for (std::int64_t c = 0; c < width; ++c) far += needs_recentre(sum[c], sum_sq[c], m) ? 1 : 0;
   return far > 0;
 }
 
