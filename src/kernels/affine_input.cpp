@@ -53,9 +53,8 @@ BNLAB_INLINE void step(const float* w, const float* s, float* g, std::int64_t k,
 }
 
 template <bool Shift>
-BNLAB_INLINE void rows_of(std::int64_t units, std::int64_t j0, std::int64_t j1, const float* kernel,
-                          const float* gamma, const float* beta, const float* s, float* kernel_grad, float* dgamma,
-                          float* dbeta) {
+BNLAB_INLINE void rows_of(std::int64_t units, std::int64_t j0, std::int64_t j1, const float* kernel, const float* gamma,
+                          const float* beta, const float* s, float* kernel_grad, float* dgamma, float* dbeta) {
   // A row whose length is not a multiple of 16 ends with one vector that overlaps the one
   // before it (units >= 16): its new lanes are the last units % 16.
   const std::int64_t whole = units / simd::lanes * simd::lanes, rest = units - whole;
@@ -111,15 +110,13 @@ void affine_input_gradients(std::int64_t features, std::int64_t units, const flo
   if (features * units > 0 && (!kernel || !column_sums || !kernel_grad))
     throw std::invalid_argument("affine_input_gradients: kernel, column_sums and kernel_grad must not be null");
   // Rows are split over the threads; a row's sums never are.
-  detail::for_ranges(features, detail::worth_threads(features * units, parallel_threshold), 1,
-                     [&](std::int64_t j0, std::int64_t j1) {
-                       if (units < simd::lanes)
-                         affine_input_rows_scalar(units, j0, j1, kernel, gamma, beta, column_sums, kernel_grad,
-                                                  dgamma, dbeta);
-                       else
-                         affine_input_rows(units, j0, j1, kernel, gamma, beta, column_sums, kernel_grad, dgamma,
-                                           dbeta);
-                     });
+  detail::for_ranges(
+      features, detail::worth_threads(features * units, parallel_threshold), 1, [&](std::int64_t j0, std::int64_t j1) {
+        if (units < simd::lanes)
+          affine_input_rows_scalar(units, j0, j1, kernel, gamma, beta, column_sums, kernel_grad, dgamma, dbeta);
+        else
+          affine_input_rows(units, j0, j1, kernel, gamma, beta, column_sums, kernel_grad, dgamma, dbeta);
+      });
 }
 
 }  // namespace bnlab::kernels

@@ -8,10 +8,10 @@
 #error "batchnorm_loops.cpp is compiled once per instruction set with BNLAB_LOOPS_TABLE defined (CMakeLists.txt)"
 #endif
 
+#include <type_traits>
+
 #include "kernels/batchnorm_loops_table.hpp"
 #include "kernels/simd.hpp"
-
-#include <type_traits>
 
 namespace bnlab::kernels::loops {
 namespace {
@@ -86,14 +86,16 @@ BNLAB_INLINE void rfold_into(rvec v, double* total) {
 #endif
 }
 
-// The largest block of row vectors (at most max_block) whose `arrays` per-channel arrays stay in
-// registers for all the rows of a tile. It changes no result: every channel adds in the same order.
-// (Rows of at most 64 channels are one tile of all the rows, so there a block is the whole row,
-// registers or not: narrower blocks would each stream the whole tensor, and NHWC inference with
-// AVX2 took 1.5 copy times in blocks of 16 channels against 1.0 in one of 64.)
-// Rows up to this many channels are the narrow case: one register block covers a whole row.
+// Rows of up to this many channels are narrow: one block of row vectors covers a whole row,
+// registers or not. The elementwise passes take such rows as one tile of all the rows, where
+// narrower blocks would each stream the whole tensor (NHWC inference with AVX2 took 1.5 copy
+// times in blocks of 16 channels against 1.0 in one of 64), and the sums then walk a fold's rows
+// in address order (the AVX2 NHWC backward ran 25% slower in blocks of 16 channels).
 constexpr std::int64_t wide_rows_above = 4 * simd::lanes;
 constexpr int whole_row_vectors = wide_rows_above / rlanes;
+
+// The largest block of row vectors (at most max_block) whose `arrays` per-channel arrays stay in
+// registers for all the rows of a tile. It changes no result: every channel adds in the same order.
 constexpr int block_vectors(int arrays, int max_block) {
   int k = max_block;
   while (k > 1 && arrays * k > free_registers) k /= 2;
@@ -127,8 +129,8 @@ BNLAB_INLINE void prefetch_line(const float* p, std::int64_t next_plane) {
   if (next_plane != 0) __builtin_prefetch(p + next_plane, 0, 2);
 }
 
-void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum,
-                                                double& sum_sq, std::int64_t next_plane) {
+void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
+                             std::int64_t next_plane) {
   const f32x16 p = simd::broadcast(pivot);
   f64x8 s_low{}, s_high{}, q_low{}, q_high{};
   std::int64_t i = 0;
@@ -187,8 +189,8 @@ BNLAB_INLINE void for_tiles(std::int64_t rows, std::int64_t tile_rows, TileTask 
   for (std::int64_t r0 = 0; r0 < rows; r0 += tile_rows) task(r0, r0 + tile_rows < rows ? tile_rows : rows - r0);
 }
 
-void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride,
-                                          std::int64_t width, const float* pivot, double* sum, double* sum_sq) {
+void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                       const float* pivot, double* sum, double* sum_sq) {
   for_tiles(rows, rows_per_fold, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
     // Blocks of 8 vectors (128 channels with AVX-512) where the row is that wide: half as many
@@ -245,9 +247,8 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
   }
 }
 
-void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot,
-                                                  float centered_mean, float scale, float shift, bool relu, bool stream,
-                                                  std::int64_t next_plane) {
+void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot, float centered_mean,
+                               float scale, float shift, bool relu, bool stream, std::int64_t next_plane) {
   if (relu && stream)
     normalize_contiguous_body<true, true>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
   else if (relu)
@@ -340,9 +341,8 @@ BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t row
         rows, width,
         [&](std::int64_t r, std::int64_t c) BNLAB_LAMBDA_INLINE {
           const float* in = x + r * row_stride;
-          rvec v = ((rload(in + c) - rload(pivot + c)) - rload(centered_mean + c)) *
-                         rload(scale + c) +
-                     rload(shift + c);
+          rvec v =
+              ((rload(in + c) - rload(pivot + c)) - rload(centered_mean + c)) * rload(scale + c) + rload(shift + c);
           if constexpr (relu) v = v < 0.0f ? rvec{} : v;
           store<stream>(y + r * row_stride + c, v);
         },
@@ -355,7 +355,7 @@ BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t row
   for_row_tiles(rows, width, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
     float* yt = y + r0 * row_stride;
-    // Here width <= 64 (wider rows went row by row above): one tile of all the rows.
+    // Narrow rows only here (wide ones went row by row above).
     const std::int64_t c =
         for_vector_blocks<whole_row_vectors>(width, [&](std::int64_t c0, auto k) BNLAB_LAMBDA_INLINE {
           normalize_rows_vectors<relu, stream, decltype(k)::value>(xt + c0, yt + c0, tile, row_stride, pivot + c0,
@@ -372,9 +372,9 @@ BNLAB_INLINE void normalize_rows_body(const float* x, float* y, std::int64_t row
   });
 }
 
-void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64_t row_stride,
-                                            std::int64_t width, const float* pivot, const float* centered_mean,
-                                            const float* scale, const float* shift, bool relu, bool stream) {
+void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                         const float* pivot, const float* centered_mean, const float* scale, const float* shift,
+                         bool relu, bool stream) {
   stream = stream && rows_can_stream(y, row_stride, width);
   if (relu && stream)
     normalize_rows_body<true, true>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
@@ -417,9 +417,8 @@ BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std
   sum_dy_xc += total_b;
 }
 
-void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len, float mean,
-                                                  float scale, float shift, bool relu, double& sum_dy,
-                                                  double& sum_dy_xc, std::int64_t next_plane) {
+void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
+                               bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
   if (relu)
     grad_sums_contiguous_body<true>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc, next_plane);
   else
@@ -468,8 +467,6 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
       grad_sums_rows_vectors<relu, decltype(k)::value>(xt + c0, dyt + c0, tile, row_stride, mean + c0, scale + c0,
                                                        shift + c0, sum_dy + c0, sum_dy_xc + c0);
     };
-    // Rows of at most 64 channels in one block: the fold's rows then go in address order (in
-    // blocks of 16 channels, AVX2's NHWC backward ran 25% slower).
     const std::int64_t c = width <= wide_rows_above ? for_vector_blocks<whole_row_vectors>(width, block)
                                                     : for_vector_blocks<block_vectors(5, 4)>(width, block);
     if (c == width) return;
@@ -493,8 +490,8 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
 }
 
 void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
-                                            std::int64_t width, const float* mean, const float* scale,
-                                            const float* shift, bool relu, double* sum_dy, double* sum_dy_xc) {
+                         std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
+                         double* sum_dy, double* sum_dy_xc) {
   if (relu)
     grad_sums_rows_body<true>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc);
   else
@@ -530,9 +527,9 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
   for (; i < len; ++i) dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
 }
 
-void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len,
-                                                   float mean, float a, float b, float c, float scale, float shift,
-                                                   bool relu, bool stream, std::int64_t next_plane) {
+void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a,
+                                float b, float c, float scale, float shift, bool relu, bool stream,
+                                std::int64_t next_plane) {
   if (relu && stream)
     grad_input_contiguous_body<true, true>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
   else if (relu)
@@ -582,9 +579,8 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
     const float* dyt = dy + r0 * row_stride;
     float* dxt = dx + r0 * row_stride;
     auto block = [&](std::int64_t c0, auto k) BNLAB_LAMBDA_INLINE {
-      grad_input_rows_vectors<relu, stream, decltype(k)::value>(xt + c0, dyt + c0, dxt + c0, tile, row_stride,
-                                                                mean + c0, a + c0, b + c0, c + c0, scale + c0,
-                                                                shift + c0);
+      grad_input_rows_vectors<relu, stream, decltype(k)::value>(
+          xt + c0, dyt + c0, dxt + c0, tile, row_stride, mean + c0, a + c0, b + c0, c + c0, scale + c0, shift + c0);
     };
     const std::int64_t k0 = width <= wide_rows_above ? for_vector_blocks<whole_row_vectors>(width, block)
                                                      : for_vector_blocks<block_vectors(6, 4)>(width, block);
@@ -598,10 +594,9 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
   });
 }
 
-void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows,
-                                             std::int64_t row_stride, std::int64_t width, const float* mean,
-                                             const float* a, const float* b, const float* c, const float* scale,
-                                             const float* shift, bool relu, bool stream) {
+void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
+                          std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
+                          const float* scale, const float* shift, bool relu, bool stream) {
   stream = stream && rows_can_stream(dx, row_stride, width);
   if (relu && stream)
     grad_input_rows_body<true, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
@@ -619,7 +614,7 @@ void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64
 // each object defining its own table; batchnorm_loops_dispatch.cpp picks one at run time.
 extern const LoopTable BNLAB_LOOPS_TABLE;
 const LoopTable BNLAB_LOOPS_TABLE = {
-    moments_contiguous_impl, moments_rows_impl,    normalize_contiguous_impl, normalize_rows_impl,
+    moments_contiguous_impl,   moments_rows_impl,   normalize_contiguous_impl,  normalize_rows_impl,
     grad_sums_contiguous_impl, grad_sums_rows_impl, grad_input_contiguous_impl, grad_input_rows_impl,
 };
 

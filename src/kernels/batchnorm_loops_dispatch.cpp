@@ -1,7 +1,7 @@
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
 #include "kernels/batchnorm_loops.hpp"

@@ -2,6 +2,8 @@
 // gamma + beta materialized, dL/dkernel = x^T dz, dL/dx = dz kernel^T, then dgamma and dbeta
 // summed over the batch from dL/dx (what BatchNormalization's own backward does).
 
+#include "bnlab/kernels/affine_input.hpp"
+
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -11,7 +13,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "bnlab/kernels/affine_input.hpp"
 #include "bnlab/kernels/gemm.hpp"
 
 namespace {
@@ -37,7 +38,7 @@ std::vector<float> random_values(std::size_t n, std::mt19937& rng, float spread)
 }
 
 class AffineInputGradients : public ::testing::TestWithParam<Case> {
-protected:
+ protected:
   void SetUp() override {
     const Case c = GetParam();
     std::mt19937 rng(static_cast<unsigned>(c.batch * 131 + c.features * 7 + c.units));
@@ -75,8 +76,8 @@ TEST_P(AffineInputGradients, MatchTheLongWayInFloat64) {
   std::vector<double> x(c.batch * c.features), dx(c.batch * c.features, 0.0);
   for (std::int64_t n = 0; n < c.batch; ++n)
     for (std::int64_t j = 0; j < c.features; ++j)
-      x[n * c.features + j] = static_cast<double>(xhat[n * c.features + j]) * (c.scale ? gamma[j] : 1.0) +
-                              (c.center ? beta[j] : 0.0);
+      x[n * c.features + j] =
+          static_cast<double>(xhat[n * c.features + j]) * (c.scale ? gamma[j] : 1.0) + (c.center ? beta[j] : 0.0);
   for (std::int64_t n = 0; n < c.batch; ++n)
     for (std::int64_t j = 0; j < c.features; ++j)
       for (std::int64_t k = 0; k < c.units; ++k)
@@ -96,10 +97,14 @@ TEST_P(AffineInputGradients, MatchTheLongWayInFloat64) {
       dbeta += dx[n * c.features + j];
       magnitude += std::fabs(dx[n * c.features + j]) * (1.0 + std::fabs(xhat[n * c.features + j]));
     }
-    if (c.scale) EXPECT_NEAR(r.dgamma[j], dgamma, 1e-6 + 1e-5 * magnitude) << "dgamma " << j;
-    else EXPECT_EQ(r.dgamma[j], -7.0f) << "dgamma " << j << " written without scale";
-    if (c.center) EXPECT_NEAR(r.dbeta[j], dbeta, 1e-6 + 1e-5 * magnitude) << "dbeta " << j;
-    else EXPECT_EQ(r.dbeta[j], -7.0f) << "dbeta " << j << " written without center";
+    if (c.scale)
+      EXPECT_NEAR(r.dgamma[j], dgamma, 1e-6 + 1e-5 * magnitude) << "dgamma " << j;
+    else
+      EXPECT_EQ(r.dgamma[j], -7.0f) << "dgamma " << j << " written without scale";
+    if (c.center)
+      EXPECT_NEAR(r.dbeta[j], dbeta, 1e-6 + 1e-5 * magnitude) << "dbeta " << j;
+    else
+      EXPECT_EQ(r.dbeta[j], -7.0f) << "dbeta " << j << " written without center";
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -12,7 +13,6 @@
 #include <fstream>
 #include <iterator>
 #include <random>
-#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -29,8 +29,8 @@ using bnlab::kernels::FusedActivation;
 // every loop: register blocks, wide rows, tails of fewer than 16 channels, NCHW planes, and
 // outputs of 16 MiB (streamed with non-temporal stores, the one place the versions differ).
 std::vector<char> all_outputs() {
-  const BatchNormShape shapes[] = {{4096, 1024, 1, Layout::NC}, {32, 300, 1, Layout::NC},  {37, 77, 1, Layout::NC},
-                                   {9, 1500, 1, Layout::NC},    {8, 70, 5, Layout::NHWC},  {64, 64, 1024, Layout::NHWC},
+  const BatchNormShape shapes[] = {{4096, 1024, 1, Layout::NC},  {32, 300, 1, Layout::NC}, {37, 77, 1, Layout::NC},
+                                   {9, 1500, 1, Layout::NC},     {8, 70, 5, Layout::NHWC}, {64, 64, 1024, Layout::NHWC},
                                    {64, 64, 1024, Layout::NCHW}, {4, 8, 30, Layout::NCHW}};
   std::vector<char> bytes;
   auto keep = [&bytes](const std::vector<float>& v) {
@@ -55,8 +55,8 @@ std::vector<char> all_outputs() {
       bnlab::kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), inv_std.data(),
                                          dx.data(), dgamma.data(), dbeta.data(), act);
       keep(dx), keep(dgamma), keep(dbeta);
-      bnlab::kernels::batchnorm_forward_inference(s, x.data(), mean.data(), var.data(), gamma.data(), beta.data(), 1e-3f,
-                                                  y.data(), act);
+      bnlab::kernels::batchnorm_forward_inference(s, x.data(), mean.data(), var.data(), gamma.data(), beta.data(),
+                                                  1e-3f, y.data(), act);
       keep(y);
       bnlab::kernels::batchnorm_backward_inference(s, x.data(), dy.data(), mean.data(), var.data(), gamma.data(),
                                                    beta.data(), 1e-3f, dx.data(), dgamma.data(), dbeta.data(), act);
@@ -90,7 +90,8 @@ TEST(LoopInstructionSets, OutputsDoNotDependOnTheThreadCount) {
 TEST(LoopInstructionSets, EveryVersionComputesTheSameBits) {
   __builtin_cpu_init();
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("bnlab_isa_bits_" + std::to_string(getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("bnlab_isa_bits_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::vector<std::string> files;
   const bool supported[] = {__builtin_cpu_supports("avx512f") != 0, __builtin_cpu_supports("avx2") != 0, true};
@@ -99,10 +100,9 @@ TEST(LoopInstructionSets, EveryVersionComputesTheSameBits) {
     const char* isa = isas[k];
     if (!supported[k]) continue;  // not on this CPU
     const std::string file = (dir / isa).string(), log = (dir / (std::string(isa) + ".log")).string();
-    const std::string command = "BNLAB_MAX_CPU_ISA=" + std::string(isa) + " BNLAB_ISA_BITS_OUT=" + file + " '" +
-                                self.string() +
-                                "' --gtest_filter=LoopInstructionSets.OutputsDoNotDependOnTheThreadCount > " + log +
-                                " 2>&1";
+    const std::string command =
+        "BNLAB_MAX_CPU_ISA=" + std::string(isa) + " BNLAB_ISA_BITS_OUT=" + file + " '" + self.string() +
+        "' --gtest_filter=LoopInstructionSets.OutputsDoNotDependOnTheThreadCount > " + log + " 2>&1";
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
     std::ifstream in(log);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
