@@ -3,7 +3,7 @@
 // time (see batchnorm_loops_table.hpp for why not target_clones). Nothing here may be an
 // out-of-line inline or template function shared with other objects (the linker would keep one
 // ISA's copy for all): everything is in an anonymous namespace or always inlined, and
-// tests/build/isa_objects_test.sh checks the objects define no weak symbols.
+// tests/support/isa_objects_test.sh checks the objects define no weak symbols.
 #ifndef BNLAB_LOOPS_TABLE
 #error "batchnorm_loops.cpp is compiled once per instruction set with BNLAB_LOOPS_TABLE defined (CMakeLists.txt)"
 #endif
