@@ -86,6 +86,12 @@ BNLAB_INLINE void rfold_into(rvec v, double* total) {
 #endif
 }
 
+// The contiguous (NCHW) loops take 16 floats, one cache line, a step: as `parts` row vectors,
+// whose lanes in order are the line's 16 (for sums, the 16 lanes of simd.hpp's fixed order).
+constexpr int parts = simd::lanes / rlanes;
+// value in every lane, added to +0 as simd::broadcast does.
+BNLAB_INLINE rvec rbroadcast(float value) { return rvec{} + value; }
+
 // Rows of up to this many channels are narrow: one block of row vectors covers a whole row,
 // registers or not. The elementwise passes take such rows as one tile of all the rows, where
 // narrower blocks would each stream the whole tensor (NHWC inference with AVX2 took 1.5 copy
@@ -232,13 +238,15 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
       const float v = normalized(x[i], pivot, centered_mean, scale, shift);
       y[i] = relu ? relu_keep_nan(v) : v;
     }
-    const f32x16 p = simd::broadcast(pivot), m = simd::broadcast(centered_mean), sc = simd::broadcast(scale),
-                 sh = simd::broadcast(shift);
+    const rvec p = rbroadcast(pivot), m = rbroadcast(centered_mean), sc = rbroadcast(scale), sh = rbroadcast(shift);
     for (; i + simd::lanes <= len; i += simd::lanes) {
       prefetch_line(x + i, next_plane);
-      f32x16 v = ((simd::load(x + i) - p) - m) * sc + sh;
-      if constexpr (relu) v = v < 0.0f ? f32x16{} : v;
-      simd::stream(y + i, v);
+#pragma GCC unroll 4
+      for (int part = 0; part < parts; ++part) {
+        rvec v = ((rload(x + i + part * rlanes) - p) - m) * sc + sh;
+        if constexpr (relu) v = v < 0.0f ? rvec{} : v;
+        rstream(y + i + part * rlanes, v);
+      }
     }
   }
   for (; i < len; ++i) {
@@ -389,24 +397,34 @@ void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64
 template <bool relu>
 BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std::int64_t len, float mean, float scale,
                                             float shift, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
-  const f32x16 m = simd::broadcast(mean), sc = simd::broadcast(scale), sh = simd::broadcast(shift);
-  f64x8 a_low{}, a_high{}, b_low{}, b_high{};
+  const rvec m = rbroadcast(mean), sc = rbroadcast(scale), sh = rbroadcast(shift);
+  alignas(64) double lanes_a[simd::lanes] = {}, lanes_b[simd::lanes] = {};
   std::int64_t i = 0;
   while (i + simd::lanes <= len) {
-    f32x16 a{}, b{};
+    rvec a[parts] = {}, b[parts] = {};
     for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
       prefetch_line(x + i, next_plane);
       prefetch_line(dy + i, next_plane);
-      const f32x16 xc = simd::load(x + i) - m;
-      f32x16 g = relu ? simd::load_eager(dy + i) : simd::load(dy + i);
-      if constexpr (relu) g = simd::keep_where(xc * sc + sh > 0.0f, g);
-      a += g;
-      b += g * xc;
+#pragma GCC unroll 4
+      for (int part = 0; part < parts; ++part) {
+        const rvec xc = rload(x + i + part * rlanes) - m;
+        rvec g = relu ? rload_eager(dy + i + part * rlanes) : rload(dy + i + part * rlanes);
+        if constexpr (relu) g = rkeep_where(xc * sc + sh > 0.0f, g);
+        a[part] += g;
+        b[part] += g * xc;
+      }
     }
-    simd::widen_add(a, a_low, a_high);
-    simd::widen_add(b, b_low, b_high);
+#pragma GCC unroll 4
+    for (int part = 0; part < parts; ++part) {
+      rfold_into(a[part], lanes_a + part * rlanes);
+      rfold_into(b[part], lanes_b + part * rlanes);
+    }
   }
-  double total_a = simd::sum_lanes(a_low, a_high), total_b = simd::sum_lanes(b_low, b_high);
+  double total_a = 0.0, total_b = 0.0;  // lanes in order, as simd::sum_lanes
+  for (int lane = 0; lane < simd::lanes; ++lane) {
+    total_a += lanes_a[lane];
+    total_b += lanes_b[lane];
+  }
   for (; i < len; ++i) {
     const float xc = x[i] - mean;
     const float g = relu ? relu_mask(xc * scale + shift, dy[i]) : dy[i];
@@ -513,15 +531,19 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
   if constexpr (stream) {
     for (; i < len && !simd::line_aligned(dx + i); ++i)
       dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
-    const f32x16 m = simd::broadcast(mean), va = simd::broadcast(a), vb = simd::broadcast(b), vc = simd::broadcast(c),
-                 sc = simd::broadcast(scale), sh = simd::broadcast(shift);
+    const rvec m = rbroadcast(mean), va = rbroadcast(a), vb = rbroadcast(b), vc = rbroadcast(c),
+               sc = rbroadcast(scale), sh = rbroadcast(shift);
     for (; i + simd::lanes <= len; i += simd::lanes) {
       prefetch_line(x + i, next_plane);
       prefetch_line(dy + i, next_plane);
-      const f32x16 xc = simd::load(x + i) - m;
-      f32x16 g = relu ? simd::load_eager(dy + i) : simd::load(dy + i);
-      if constexpr (relu) g = simd::keep_where(xc * sc + sh > 0.0f, g);
-      simd::stream(dx + i, g * va + xc * vb + vc);
+#pragma GCC unroll 4
+      for (int part = 0; part < parts; ++part) {
+        const std::int64_t k = i + part * rlanes;
+        const rvec xc = rload(x + k) - m;
+        rvec g = relu ? rload_eager(dy + k) : rload(dy + k);
+        if constexpr (relu) g = rkeep_where(xc * sc + sh > 0.0f, g);
+        rstream(dx + k, g * va + xc * vb + vc);
+      }
     }
   }
   for (; i < len; ++i) dx[i] = grad_input<relu>(x[i], dy[i], mean, a, b, c, scale, shift);
