@@ -17,7 +17,6 @@ namespace bnlab::kernels::loops {
 namespace {
 
 using simd::f32x16;
-using simd::f64x8;
 
 // Float lanes absorb this many vectors before they are folded into double: short enough that
 // float rounding stays near one ulp of a partial sum, long enough that folding costs little.
@@ -89,6 +88,13 @@ BNLAB_INLINE void rfold_into(rvec v, double* total) {
 // The contiguous (NCHW) loops take 16 floats, one cache line, a step: as `parts` row vectors,
 // whose lanes in order are the line's 16 (for sums, the 16 lanes of simd.hpp's fixed order).
 constexpr int parts = simd::lanes / rlanes;
+// The 16 lanes' double totals of a contiguous sum, added in lane order (0, 1, ..., 15): the fixed
+// order that makes the sum the same at every width.
+BNLAB_INLINE double sum_in_lane_order(const double* lanes) {
+  double total = 0.0;
+  for (int lane = 0; lane < simd::lanes; ++lane) total += lanes[lane];
+  return total;
+}
 // value in every lane, added to +0 as simd::broadcast does.
 BNLAB_INLINE rvec rbroadcast(float value) { return rvec{} + value; }
 
@@ -137,21 +143,27 @@ BNLAB_INLINE void prefetch_line(const float* p, std::int64_t next_plane) {
 
 void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
                              std::int64_t next_plane) {
-  const f32x16 p = simd::broadcast(pivot);
-  f64x8 s_low{}, s_high{}, q_low{}, q_high{};
+  const rvec p = rbroadcast(pivot);
+  alignas(64) double lanes_s[simd::lanes] = {}, lanes_q[simd::lanes] = {};
   std::int64_t i = 0;
   while (i + simd::lanes <= len) {
-    f32x16 s{}, q{};
+    rvec s[parts] = {}, q[parts] = {};
     for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
       prefetch_line(x + i, next_plane);
-      const f32x16 d = simd::load(x + i) - p;
-      s += d;
-      q += d * d;
+#pragma GCC unroll 4
+      for (int part = 0; part < parts; ++part) {
+        const rvec d = rload(x + i + part * rlanes) - p;
+        s[part] += d;
+        q[part] += d * d;
+      }
     }
-    simd::widen_add(s, s_low, s_high);
-    simd::widen_add(q, q_low, q_high);
+#pragma GCC unroll 4
+    for (int part = 0; part < parts; ++part) {
+      rfold_into(s[part], lanes_s + part * rlanes);
+      rfold_into(q[part], lanes_q + part * rlanes);
+    }
   }
-  double total = simd::sum_lanes(s_low, s_high), total_sq = simd::sum_lanes(q_low, q_high);
+  double total = sum_in_lane_order(lanes_s), total_sq = sum_in_lane_order(lanes_q);
   for (; i < len; ++i) {
     const float d = x[i] - pivot;
     total += d;
@@ -420,11 +432,7 @@ BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std
       rfold_into(b[part], lanes_b + part * rlanes);
     }
   }
-  double total_a = 0.0, total_b = 0.0;  // lanes in order, as simd::sum_lanes
-  for (int lane = 0; lane < simd::lanes; ++lane) {
-    total_a += lanes_a[lane];
-    total_b += lanes_b[lane];
-  }
+  double total_a = sum_in_lane_order(lanes_a), total_b = sum_in_lane_order(lanes_b);
   for (; i < len; ++i) {
     const float xc = x[i] - mean;
     const float g = relu ? relu_mask(xc * scale + shift, dy[i]) : dy[i];

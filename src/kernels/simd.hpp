@@ -77,12 +77,4 @@ BNLAB_INLINE f32x16 load_eager(const float* p) {
 
 BNLAB_INLINE bool line_aligned(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 63) == 0; }
 
-// Lane order, fixed: 0, 1, ..., 15.
-BNLAB_INLINE double sum_lanes(f64x8 low, f64x8 high) {
-  double total = 0.0;
-  for (int i = 0; i < 8; ++i) total += low[i];
-  for (int i = 0; i < 8; ++i) total += high[i];
-  return total;
-}
-
 }  // namespace bnlab::simd
