@@ -22,15 +22,19 @@ constexpr std::int64_t parallel_threshold = 1 << 16;
 constexpr std::int64_t transcendental_threshold = 1 << 14;
 
 // The loops, one clone per vector width. A block covers [0, n) of pointers already offset
-// by the caller's range. The comparisons are the scalar ones (x > 0 is false for NaN), so
-// NaN inputs give the same results as the plain expressions in the header's comments.
+// by the caller's range. The comparisons are the scalar ones, so NaN inputs give the same
+// results as the plain expressions in the header's comments. ReLU treats NaN and -0 as
+// torch.relu does: only a value known to be negative becomes 0 (NaN and -0 pass unchanged), and
+// its backward zeroes the gradient only where x <= 0 (where x is NaN the gradient passes).
+BNLAB_INLINE f32x16 relu_value(f32x16 v) { return vec::select(v < 0.0f, f32x16{}, v); }
+BNLAB_INLINE f32x16 relu_gradient(f32x16 x, f32x16 g) { return vec::select(x <= 0.0f, f32x16{}, g); }
 
 BNLAB_MULTIVERSION void relu_forward_block(std::int64_t n, const float* x, float* y) {
-  vec::map(n, x, y, [](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, v); });
+  vec::map(n, x, y, [](f32x16 v) BNLAB_LAMBDA_INLINE { return relu_value(v); });
 }
 
 BNLAB_MULTIVERSION void relu_backward_block(std::int64_t n, const float* x, const float* dy, float* dx) {
-  vec::map(n, x, dy, dx, [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, g); });
+  vec::map(n, x, dy, dx, [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return relu_gradient(v, g); });
 }
 
 BNLAB_MULTIVERSION void leaky_relu_forward_block(std::int64_t n, float alpha, const float* x, float* y) {
@@ -82,8 +86,7 @@ BNLAB_MULTIVERSION void bias_activation_rows(ActivationKind kind, float alpha, s
   const f32x16 a = vec::splat(alpha);
   switch (kind) {
     case ActivationKind::relu:
-      return bias_act_rows(cols, r0, r1, bias, z, y,
-                           [](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, v); });
+      return bias_act_rows(cols, r0, r1, bias, z, y, [](f32x16 v) BNLAB_LAMBDA_INLINE { return relu_value(v); });
     case ActivationKind::leaky_relu:
       return bias_act_rows(cols, r0, r1, bias, z, y,
                            [a](f32x16 v) BNLAB_LAMBDA_INLINE { return vec::select(v > 0.0f, v, a * v); });
@@ -116,7 +119,7 @@ BNLAB_MULTIVERSION void activation_grad_sum_columns(ActivationKind kind, float a
   switch (kind) {
     case ActivationKind::relu:
       return grad_sum_columns(rows, cols, c0, c1, z, dy, dz, sums,
-                              [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::keep_where(v > 0.0f, g); });
+                              [](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return relu_gradient(v, g); });
     case ActivationKind::leaky_relu:
       return grad_sum_columns(rows, cols, c0, c1, z, dy, dz, sums,
                               [a](f32x16 v, f32x16 g) BNLAB_LAMBDA_INLINE { return vec::select(v > 0.0f, g, a * g); });

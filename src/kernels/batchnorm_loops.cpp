@@ -50,7 +50,8 @@ BNLAB_INLINE rvec rload_eager(const float* p) {
   asm volatile("" ::: "memory");
   return v;
 }
-BNLAB_INLINE rvec rkeep_where(rmask mask, rvec v) { return (rvec)(mask & (rmask)v); }
+// relu_mask (below) on row vectors.
+BNLAB_INLINE rvec rrelu_mask(rvec y, rvec dy) { return (rvec)(~(y <= 0.0f) & (rmask)dy); }
 // Non-temporal store of one row vector (part of a line the loop writes whole).
 BNLAB_INLINE void rstream(float* p, rvec v) {
 #if defined(__AVX512F__)
@@ -119,8 +120,9 @@ BNLAB_INLINE std::int64_t for_vector_blocks(std::int64_t width, Block block) {
 
 // ReLU that lets NaN through, as torch.relu does: only a value known to be negative becomes 0.
 BNLAB_INLINE float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
-// The backward mask: dy passes where the forward's output was positive.
-BNLAB_INLINE float relu_mask(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+// The backward mask, as torch.relu's: dy is zeroed where the forward's output was <= 0 (a NaN
+// output lets it pass).
+BNLAB_INLINE float relu_mask(float y, float dy) { return y <= 0.0f ? 0.0f : dy; }
 
 // One software prefetch per cache line of the next plane (see next_plane in the header).
 BNLAB_INLINE void prefetch_line(const float* p, std::int64_t next_plane) {
@@ -458,7 +460,7 @@ BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std
       for (int part = 0; part < parts; ++part) {
         const rvec xc = rload(x + i + part * rlanes) - m;
         rvec g = relu ? rload_eager(dy + i + part * rlanes) : rload(dy + i + part * rlanes);
-        if constexpr (relu) g = rkeep_where(xc * sc + sh > 0.0f, g);
+        if constexpr (relu) g = rrelu_mask(xc * sc + sh, g);
         a[part] += g;
         b[part] += g * xc;
       }
@@ -507,7 +509,7 @@ BNLAB_INLINE void grad_sums_rows_vectors(const float* x, const float* dy, std::i
     for (int k = 0; k < K; ++k) {
       const rvec xc = rload(xr + k * rlanes) - m[k];
       rvec g = relu ? rload_eager(dyr + k * rlanes) : rload(dyr + k * rlanes);
-      if constexpr (relu) g = rkeep_where(xc * sc[k] + sh[k] > 0.0f, g);
+      if constexpr (relu) g = rrelu_mask(xc * sc[k] + sh[k], g);
       a[k] += g;
       b[k] += g * xc;
     }
@@ -537,7 +539,7 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
           prefetch_row_ahead(dyr, c, ahead);
           const rvec xc = rload(xr) - rload(mean + c);
           rvec g = relu ? rload_eager(dyr) : rload(dyr);
-          if constexpr (relu) g = rkeep_where(xc * rload(scale + c) + rload(shift + c) > 0.0f, g);
+          if constexpr (relu) g = rrelu_mask(xc * rload(scale + c) + rload(shift + c), g);
           a += g;
           b += g * xc;
         },
@@ -613,7 +615,7 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
         const std::int64_t k = i + part * rlanes;
         const rvec xc = rload(x + k) - m;
         rvec g = relu ? rload_eager(dy + k) : rload(dy + k);
-        if constexpr (relu) g = rkeep_where(xc * sc + sh > 0.0f, g);
+        if constexpr (relu) g = rrelu_mask(xc * sc + sh, g);
         rstream(dx + k, g * va + xc * vb + vc);
       }
     }
@@ -658,7 +660,7 @@ BNLAB_INLINE void grad_input_rows_vectors(const float* x, const float* dy, float
     for (int k = 0; k < K; ++k) {
       const rvec xc = rload(xr + k * rlanes) - m[k];
       rvec g = relu ? rload_eager(dyr + k * rlanes) : rload(dyr + k * rlanes);
-      if constexpr (relu) g = rkeep_where(xc * sc[k] + sh[k] > 0.0f, g);
+      if constexpr (relu) g = rrelu_mask(xc * sc[k] + sh[k], g);
       store<stream>(dxr + k * rlanes, g * va[k] + xc * vb[k] + vc[k]);
     }
   }
@@ -678,7 +680,7 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
           prefetch_row_ahead(dyr, k, ahead);
           const rvec xc = rload(xr) - rload(mean + k);
           rvec g = relu ? rload_eager(dyr) : rload(dyr);
-          if constexpr (relu) g = rkeep_where(xc * rload(scale + k) + rload(shift + k) > 0.0f, g);
+          if constexpr (relu) g = rrelu_mask(xc * rload(scale + k) + rload(shift + k), g);
           store<stream>(dx + r * row_stride + k, g * rload(a + k) + xc * rload(b + k) + rload(c + k));
         },
         [&](std::int64_t r, std::int64_t k) BNLAB_LAMBDA_INLINE {

@@ -62,7 +62,7 @@ float scalar_forward(ActivationKind kind, float x) {
     case ActivationKind::linear:
       return x;
     case ActivationKind::relu:
-      return x > 0.0f ? x : 0.0f;
+      return x < 0.0f ? 0.0f : x;  // torch.relu: NaN and -0 pass unchanged
     case ActivationKind::leaky_relu:
       return x > 0.0f ? x : alpha * x;
     case ActivationKind::sigmoid: {
@@ -84,7 +84,7 @@ float scalar_backward(ActivationKind kind, float x, float y, float dy) {
     case ActivationKind::linear:
       return dy;
     case ActivationKind::relu:
-      return x > 0.0f ? dy : 0.0f;
+      return x <= 0.0f ? 0.0f : dy;  // torch.relu's backward: the gradient passes where x is NaN
     case ActivationKind::leaky_relu:
       return x > 0.0f ? dy : alpha * dy;
     case ActivationKind::sigmoid:
@@ -177,16 +177,31 @@ TEST(ElementwiseKernels, ActivationsMatchScalarLoops) {
   });
 }
 
-TEST(ElementwiseKernels, ReluSendsNanAndNegativeZeroToPositiveZero) {
-  const float x[] = {nan, -0.0f, -inf, inf, -nan};
-  float y[5];
-  kernels::relu_forward(5, x, y);
-  for (int i : {0, 1, 2, 4}) EXPECT_EQ(bits(y[i]), bits(0.0f)) << i;
+// What PyTorch 1.13 printed for torch.relu on these values (and for x.grad after
+// y.backward(dy)): NaN and -0 pass unchanged, and so does the gradient where x is NaN.
+TEST(ElementwiseKernels, ReluTreatsNanAndNegativeZeroAsTorchReluDoes) {
+  const float x[] = {nan, -0.0f, -inf, inf, -nan, 0.0f};
+  float y[6];
+  kernels::relu_forward(6, x, y);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(bits(y[1]), bits(-0.0f));
+  EXPECT_EQ(bits(y[2]), bits(0.0f));
   EXPECT_EQ(y[3], inf);
-  const float dy[] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f};
-  float dx[5];
-  kernels::relu_backward(5, x, dy, dx);
-  EXPECT_EQ((std::vector<float>(dx, dx + 5)), (std::vector<float>{0, 0, 0, 4, 0}));
+  EXPECT_TRUE(std::isnan(y[4]));
+  EXPECT_EQ(bits(y[5]), bits(0.0f));
+  const float dy[] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f};
+  float dx[6];
+  kernels::relu_backward(6, x, dy, dx);
+  EXPECT_EQ((std::vector<float>(dx, dx + 6)), (std::vector<float>{1, 0, 0, 4, 5, 0}));
+  // The Dense layer's fused bias + ReLU passes, on a 1x6 row with a bias of -0 (x + -0 is x,
+  // -0 included).
+  const float bias[6] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f};
+  float z[6], fused[6], dz[6], sums[6];
+  std::copy(x, x + 6, z);
+  kernels::bias_activation_forward(ActivationKind::relu, 1, 6, 0.0f, bias, z, fused);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(bits(fused[i]), bits(y[i])) << i;
+  kernels::activation_backward_bias_grad(ActivationKind::relu, 1, 6, 0.0f, z, fused, dy, dz, sums);
+  EXPECT_EQ((std::vector<float>(dz, dz + 6)), (std::vector<float>{1, 0, 0, 4, 5, 0}));
 }
 
 TEST(ElementwiseKernels, SoftmaxMatchesScalarLoopsAcrossTheThreshold) {
