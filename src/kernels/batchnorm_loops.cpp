@@ -490,6 +490,24 @@ void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len
     grad_sums_contiguous_body<false>(x, dy, len, mean, scale, shift, sum_dy, sum_dy_xc, next_plane);
 }
 
+// The backward's two terms for channels [c, c + rlanes) at x + at and dy + at, in the wide-row
+// walks: x - mean, and dy masked by the fused ReLU; each line of x and dy is prefetched
+// `ahead` floats on.
+struct BackwardTerms {
+  rvec xc, g;
+};
+template <bool relu>
+BNLAB_INLINE BackwardTerms backward_terms(const float* x, const float* dy, std::int64_t at, std::int64_t c,
+                                          std::int64_t ahead, const float* mean, const float* scale,
+                                          const float* shift) {
+  prefetch_row_ahead(x + at, c, ahead);
+  prefetch_row_ahead(dy + at, c, ahead);
+  const rvec xc = rload(x + at) - rload(mean + c);
+  rvec g = relu ? rload_eager(dy + at) : rload(dy + at);
+  if constexpr (relu) g = rrelu_mask(xc * rload(scale + c) + rload(shift + c), g);
+  return {xc, g};
+}
+
 template <bool relu, int K>
 BNLAB_INLINE void grad_sums_rows_vectors(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                          const float* mean, const float* scale, const float* shift, double* sum_dy,
@@ -533,15 +551,9 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
     sum_wide_rows(
         rows, row_stride, width, sum_dy, sum_dy_xc,
         [&](std::int64_t r, std::int64_t c, rvec& a, rvec& b, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
-          const float* xr = x + r * row_stride + c;
-          const float* dyr = dy + r * row_stride + c;
-          prefetch_row_ahead(xr, c, ahead);
-          prefetch_row_ahead(dyr, c, ahead);
-          const rvec xc = rload(xr) - rload(mean + c);
-          rvec g = relu ? rload_eager(dyr) : rload(dyr);
-          if constexpr (relu) g = rrelu_mask(xc * rload(scale + c) + rload(shift + c), g);
-          a += g;
-          b += g * xc;
+          const BackwardTerms t = backward_terms<relu>(x, dy, r * row_stride + c, c, ahead, mean, scale, shift);
+          a += t.g;
+          b += t.g * t.xc;
         },
         [&](std::int64_t r, std::int64_t k, float& a, float& b) BNLAB_LAMBDA_INLINE {
           const float xc = x[r * row_stride + k] - mean[k];
@@ -674,14 +686,8 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
     for_wide_rows(
         rows, row_stride, width,
         [&](std::int64_t r, std::int64_t k, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
-          const float* xr = x + r * row_stride + k;
-          const float* dyr = dy + r * row_stride + k;
-          prefetch_row_ahead(xr, k, ahead);
-          prefetch_row_ahead(dyr, k, ahead);
-          const rvec xc = rload(xr) - rload(mean + k);
-          rvec g = relu ? rload_eager(dyr) : rload(dyr);
-          if constexpr (relu) g = rrelu_mask(xc * rload(scale + k) + rload(shift + k), g);
-          store<stream>(dx + r * row_stride + k, g * rload(a + k) + xc * rload(b + k) + rload(c + k));
+          const BackwardTerms t = backward_terms<relu>(x, dy, r * row_stride + k, k, ahead, mean, scale, shift);
+          store<stream>(dx + r * row_stride + k, t.g * rload(a + k) + t.xc * rload(b + k) + rload(c + k));
         },
         [&](std::int64_t r, std::int64_t k) BNLAB_LAMBDA_INLINE {
           const std::int64_t i = r * row_stride + k;
