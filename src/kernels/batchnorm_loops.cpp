@@ -129,36 +129,48 @@ BNLAB_INLINE void prefetch_line(const float* p, std::int64_t next_plane) {
   if (next_plane != 0) __builtin_prefetch(p + next_plane, 0, 2);
 }
 
+// Two sums over a contiguous run of len floats, a line (16 floats, as `parts` row vectors) a
+// step: float lanes absorb steps_per_fold lines, then go into 16 double lanes added in lane
+// order, and scalar(i, a, b) adds the values after the last whole line in order.
+// line(i, a, b) adds the line at i into the part arrays a and b.
+template <class Line, class Scalar>
+BNLAB_INLINE void contiguous_sums(std::int64_t len, double& sum_a, double& sum_b, Line line, Scalar scalar) {
+  alignas(64) double lanes_a[simd::lanes] = {}, lanes_b[simd::lanes] = {};
+  std::int64_t i = 0;
+  while (i + simd::lanes <= len) {
+    rvec a[parts] = {}, b[parts] = {};
+    for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) line(i, a, b);
+#pragma GCC unroll 4
+    for (int part = 0; part < parts; ++part) {
+      rfold_into(a[part], lanes_a + part * rlanes);
+      rfold_into(b[part], lanes_b + part * rlanes);
+    }
+  }
+  double total_a = sum_in_lane_order(lanes_a), total_b = sum_in_lane_order(lanes_b);
+  for (; i < len; ++i) scalar(i, total_a, total_b);
+  sum_a += total_a;
+  sum_b += total_b;
+}
+
 void moments_contiguous_impl(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
                              std::int64_t next_plane) {
   const rvec p = rbroadcast(pivot);
-  alignas(64) double lanes_s[simd::lanes] = {}, lanes_q[simd::lanes] = {};
-  std::int64_t i = 0;
-  while (i + simd::lanes <= len) {
-    rvec s[parts] = {}, q[parts] = {};
-    for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
-      prefetch_line(x + i, next_plane);
+  contiguous_sums(
+      len, sum, sum_sq,
+      [&](std::int64_t i, rvec(&s)[parts], rvec(&q)[parts]) BNLAB_LAMBDA_INLINE {
+        prefetch_line(x + i, next_plane);
 #pragma GCC unroll 4
-      for (int part = 0; part < parts; ++part) {
-        const rvec d = rload(x + i + part * rlanes) - p;
-        s[part] += d;
-        q[part] += d * d;
-      }
-    }
-#pragma GCC unroll 4
-    for (int part = 0; part < parts; ++part) {
-      rfold_into(s[part], lanes_s + part * rlanes);
-      rfold_into(q[part], lanes_q + part * rlanes);
-    }
-  }
-  double total = sum_in_lane_order(lanes_s), total_sq = sum_in_lane_order(lanes_q);
-  for (; i < len; ++i) {
-    const float d = x[i] - pivot;
-    total += d;
-    total_sq += d * d;
-  }
-  sum += total;
-  sum_sq += total_sq;
+        for (int part = 0; part < parts; ++part) {
+          const rvec d = rload(x + i + part * rlanes) - p;
+          s[part] += d;
+          q[part] += d * d;
+        }
+      },
+      [&](std::int64_t i, double& s, double& q) BNLAB_LAMBDA_INLINE {
+        const float d = x[i] - pivot;
+        s += d;
+        q += d * d;
+      });
 }
 
 // One fold (at most rows_per_fold rows) of K vectors of 16 channels, their float accumulators
@@ -449,37 +461,26 @@ template <bool relu>
 BNLAB_INLINE void grad_sums_contiguous_body(const float* x, const float* dy, std::int64_t len, float mean, float scale,
                                             float shift, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane) {
   const rvec m = rbroadcast(mean), sc = rbroadcast(scale), sh = rbroadcast(shift);
-  alignas(64) double lanes_a[simd::lanes] = {}, lanes_b[simd::lanes] = {};
-  std::int64_t i = 0;
-  while (i + simd::lanes <= len) {
-    rvec a[parts] = {}, b[parts] = {};
-    for (int step = 0; step < steps_per_fold && i + simd::lanes <= len; ++step, i += simd::lanes) {
-      prefetch_line(x + i, next_plane);
-      prefetch_line(dy + i, next_plane);
+  contiguous_sums(
+      len, sum_dy, sum_dy_xc,
+      [&](std::int64_t i, rvec(&a)[parts], rvec(&b)[parts]) BNLAB_LAMBDA_INLINE {
+        prefetch_line(x + i, next_plane);
+        prefetch_line(dy + i, next_plane);
 #pragma GCC unroll 4
-      for (int part = 0; part < parts; ++part) {
-        const rvec xc = rload(x + i + part * rlanes) - m;
-        rvec g = relu ? rload_eager(dy + i + part * rlanes) : rload(dy + i + part * rlanes);
-        if constexpr (relu) g = rrelu_mask(xc * sc + sh, g);
-        a[part] += g;
-        b[part] += g * xc;
-      }
-    }
-#pragma GCC unroll 4
-    for (int part = 0; part < parts; ++part) {
-      rfold_into(a[part], lanes_a + part * rlanes);
-      rfold_into(b[part], lanes_b + part * rlanes);
-    }
-  }
-  double total_a = sum_in_lane_order(lanes_a), total_b = sum_in_lane_order(lanes_b);
-  for (; i < len; ++i) {
-    const float xc = x[i] - mean;
-    const float g = relu ? relu_mask(xc * scale + shift, dy[i]) : dy[i];
-    total_a += g;
-    total_b += g * xc;
-  }
-  sum_dy += total_a;
-  sum_dy_xc += total_b;
+        for (int part = 0; part < parts; ++part) {
+          const rvec xc = rload(x + i + part * rlanes) - m;
+          rvec g = relu ? rload_eager(dy + i + part * rlanes) : rload(dy + i + part * rlanes);
+          if constexpr (relu) g = rrelu_mask(xc * sc + sh, g);
+          a[part] += g;
+          b[part] += g * xc;
+        }
+      },
+      [&](std::int64_t i, double& a, double& b) BNLAB_LAMBDA_INLINE {
+        const float xc = x[i] - mean;
+        const float g = relu ? relu_mask(xc * scale + shift, dy[i]) : dy[i];
+        a += g;
+        b += g * xc;
+      });
 }
 
 void grad_sums_contiguous_impl(const float* x, const float* dy, std::int64_t len, float mean, float scale, float shift,
