@@ -38,6 +38,12 @@ using rvec = float __attribute__((vector_size(16)));
 #endif
 using rmask = int __attribute__((vector_size(sizeof(rvec))));
 constexpr int rlanes = sizeof(rvec) / sizeof(float);
+// Registers the loops may fill with per-channel arrays (four left for temporaries).
+#if defined(__AVX512F__)
+constexpr int free_registers = 28;
+#else
+constexpr int free_registers = 12;
+#endif
 
 BNLAB_INLINE rvec rload(const float* p) {
   rvec v;
@@ -100,6 +106,14 @@ BNLAB_INLINE rvec rbroadcast(float value) { return rvec{} + value; }
 // in address order (the AVX2 NHWC backward ran 25% slower in blocks of 16 channels).
 constexpr std::int64_t wide_rows_above = 4 * simd::lanes;
 constexpr int whole_row_vectors = wide_rows_above / rlanes;
+
+// The largest block of row vectors (at most max_block) whose `arrays` per-channel arrays stay in
+// registers for all the rows of a tile. It changes no result: every channel adds in the same order.
+constexpr int block_vectors(int arrays, int max_block) {
+  int k = max_block;
+  while (k > 1 && arrays * k > free_registers) k /= 2;
+  return k;
+}
 
 // block(c, K) over the whole row vectors of `width` channels: blocks of MaxK vectors, then of
 // half as many, down to single vectors. Returns where the scalar remainder starts.
@@ -259,8 +273,8 @@ BNLAB_INLINE void prefetch_row_ahead(const float* p, std::int64_t c, std::int64_
 }
 
 void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                       const float* pivot, double* sum, double* sum_sq) {
-  if (width > wide_rows_above) {
+                       const float* pivot, double* sum, double* sum_sq, bool from_memory) {
+  if (from_memory && width > wide_rows_above) {
     sum_wide_rows(
         rows, row_stride, width, sum, sum_sq,
         [&](std::int64_t r, std::int64_t c, rvec& s, rvec& q, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
@@ -279,11 +293,14 @@ void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_strid
   }
   for_tiles(rows, rows_per_fold, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
     const float* xt = x + r0 * row_stride;
+    // Wide rows in cache: blocks of 8 vectors (128 channels with AVX-512) where the row is that
+    // wide, half as many switches from row to row as blocks of 4. Three arrays of 8 fit
+    // AVX-512's 32 registers.
     auto block = [&](std::int64_t c0, auto k) BNLAB_LAMBDA_INLINE {
       moments_rows_vectors<decltype(k)::value>(xt + c0, tile, row_stride, pivot + c0, sum + c0, sum_sq + c0);
     };
-    // Narrow rows only here (wide ones went row by row above).
-    const std::int64_t c = for_vector_blocks<whole_row_vectors>(width, block);
+    const std::int64_t c = width <= wide_rows_above ? for_vector_blocks<whole_row_vectors>(width, block)
+                                                    : for_vector_blocks<block_vectors(3, 8)>(width, block);
     if (c == width) return;
     float s[rlanes] = {}, q[rlanes] = {};
     const std::int64_t rest = width - c;
@@ -357,6 +374,10 @@ BNLAB_INLINE void store(float* p, rvec v) {
   else
     std::memcpy(p, &v, sizeof v);
 }
+
+// Wide rows in cache go through the backward's input-gradient pass in tiles of this many rows,
+// all channels of a tile before the next.
+constexpr std::int64_t rows_per_tile = 8;
 
 // Rows wider than one register block go row after row in address order, each vector's
 // constants loaded from the per-channel arrays (in L1). A tile of rows walked one block of
@@ -543,12 +564,12 @@ BNLAB_INLINE void grad_sums_rows_vectors(const float* x, const float* dy, std::i
 template <bool relu>
 BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* mean, const float* scale, const float* shift,
-                                      double* sum_dy, double* sum_dy_xc) {
-  // Below AVX-512 narrow rows go this way too: the register block's five arrays of 64 channels
-  // (40 registers under AVX2) spill, and the partials in L1 made the AVX2 NHWC backward 13%
-  // faster (4 paired rounds; with the ReLU equal). The statistics' three arrays were 6-8%
-  // slower this way and stay in registers.
-  if (width > wide_rows_above || rlanes < simd::lanes) {
+                                      double* sum_dy, double* sum_dy_xc, bool from_memory) {
+  // Below AVX-512 narrow rows from memory go this way too: the register block's five arrays of
+  // 64 channels (40 registers under AVX2) spill, and the partials in L1 made the AVX2 NHWC
+  // backward 13% faster (4 paired rounds; with the ReLU equal). The statistics' three arrays
+  // were 6-8% slower this way and stay in registers.
+  if (from_memory && (width > wide_rows_above || rlanes < simd::lanes)) {
     sum_wide_rows(
         rows, row_stride, width, sum_dy, sum_dy_xc,
         [&](std::int64_t r, std::int64_t c, rvec& a, rvec& b, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
@@ -596,11 +617,11 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
 
 void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                          std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
-                         double* sum_dy, double* sum_dy_xc) {
+                         double* sum_dy, double* sum_dy_xc, bool from_memory) {
   if (relu)
-    grad_sums_rows_body<true>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc);
+    grad_sums_rows_body<true>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc, from_memory);
   else
-    grad_sums_rows_body<false>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc);
+    grad_sums_rows_body<false>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc, from_memory);
 }
 
 template <bool relu>
@@ -682,8 +703,9 @@ BNLAB_INLINE void grad_input_rows_vectors(const float* x, const float* dy, float
 template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
                                        std::int64_t row_stride, std::int64_t width, const float* mean, const float* a,
-                                       const float* b, const float* c, const float* scale, const float* shift) {
-  if (width > wide_rows_above) {
+                                       const float* b, const float* c, const float* scale, const float* shift,
+                                       bool from_memory) {
+  if (from_memory && width > wide_rows_above) {
     for_wide_rows(
         rows, row_stride, width,
         [&](std::int64_t r, std::int64_t k, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
@@ -696,34 +718,40 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
         });
     return;
   }
-  // Narrow rows: one block of registers walks all the rows.
-  const std::int64_t k0 =
-      for_vector_blocks<whole_row_vectors>(width, [&](std::int64_t c0, auto k) BNLAB_LAMBDA_INLINE {
-        grad_input_rows_vectors<relu, stream, decltype(k)::value>(x + c0, dy + c0, dx + c0, rows, row_stride,
-                                                                  mean + c0, a + c0, b + c0, c + c0, scale + c0,
-                                                                  shift + c0);
-      });
-  for (std::int64_t r = 0; k0 < width && r < rows; ++r) {
-    const float* xr = x + r * row_stride;
-    const float* dyr = dy + r * row_stride;
-    float* dxr = dx + r * row_stride;
-    for (std::int64_t k = k0; k < width; ++k)
-      dxr[k] = grad_input<relu>(xr[k], dyr[k], mean[k], a[k], b[k], c[k], scale[k], shift[k]);
-  }
+  // Narrow rows, or wide ones in cache: blocks of registers walk tiles of rows (all the rows
+  // when narrow).
+  const std::int64_t tile_rows = width <= wide_rows_above ? rows : rows_per_tile;
+  for_tiles(rows, tile_rows, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
+    const std::int64_t at = r0 * row_stride;
+    auto block = [&](std::int64_t c0, auto k) BNLAB_LAMBDA_INLINE {
+      grad_input_rows_vectors<relu, stream, decltype(k)::value>(x + at + c0, dy + at + c0, dx + at + c0, tile,
+                                                                row_stride, mean + c0, a + c0, b + c0, c + c0,
+                                                                scale + c0, shift + c0);
+    };
+    const std::int64_t k0 = width <= wide_rows_above ? for_vector_blocks<whole_row_vectors>(width, block)
+                                                     : for_vector_blocks<block_vectors(6, 4)>(width, block);
+    for (std::int64_t r = r0; k0 < width && r < r0 + tile; ++r) {
+      const float* xr = x + r * row_stride;
+      const float* dyr = dy + r * row_stride;
+      float* dxr = dx + r * row_stride;
+      for (std::int64_t k = k0; k < width; ++k)
+        dxr[k] = grad_input<relu>(xr[k], dyr[k], mean[k], a[k], b[k], c[k], scale[k], shift[k]);
+    }
+  });
 }
 
 void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
                           std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
-                          const float* scale, const float* shift, bool relu, bool stream) {
+                          const float* scale, const float* shift, bool relu, bool stream, bool from_memory) {
   stream = stream && rows_can_stream(dx, row_stride, width);
   if (relu && stream)
-    grad_input_rows_body<true, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+    grad_input_rows_body<true, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
   else if (relu)
-    grad_input_rows_body<true, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+    grad_input_rows_body<true, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
   else if (stream)
-    grad_input_rows_body<false, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+    grad_input_rows_body<false, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
   else
-    grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift);
+    grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
 }
 
 }  // namespace
