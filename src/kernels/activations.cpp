@@ -22,10 +22,10 @@ constexpr std::int64_t parallel_threshold = 1 << 16;
 constexpr std::int64_t transcendental_threshold = 1 << 14;
 
 // The loops, one clone per vector width. A block covers [0, n) of pointers already offset
-// by the caller's range. The comparisons are the scalar ones, so NaN inputs give the same
-// results as the plain expressions in the header's comments. ReLU treats NaN and -0 as
-// torch.relu does: only a value known to be negative becomes 0 (NaN and -0 pass unchanged), and
-// its backward zeroes the gradient only where x <= 0 (where x is NaN the gradient passes).
+// by the caller's range. The comparisons are the scalar ones of the header's comments, so NaN
+// inputs give the same results as those expressions. ReLU treats NaN and -0 as torch.relu
+// does: only a value known to be negative becomes 0 (NaN and -0 pass unchanged), and its
+// backward zeroes the gradient only where x <= 0 (where x is NaN the gradient passes).
 BNLAB_INLINE f32x16 relu_value(f32x16 v) { return vec::select(v < 0.0f, f32x16{}, v); }
 BNLAB_INLINE f32x16 relu_gradient(f32x16 x, f32x16 g) { return vec::select(x <= 0.0f, f32x16{}, g); }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -258,6 +259,51 @@ TEST(BatchNormNumerics, NonFiniteInputsPropagateAsNaN) {
           }
       }
     }
+  }
+}
+
+// The fused ReLU's NaN rule, where one NaN does not poison the statistics (inference): the
+// output is NaN where x is, and the backward's mask lets the gradient through there, as
+// torch.relu's does after F.batch_norm in eval mode: dbeta counts it. (dx is NaN there, where
+// PyTorch's eval-mode dy * gamma * inv_std stays finite: the closed form shared with training
+// multiplies x - mean by a coefficient that is 0 in inference. Every other dx is exact.)
+TEST(BatchNormNumerics, FusedReluTreatsNanAsTorchReluDoes) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::int64_t batch : {4, 40}) {  // a vector tail and whole vectors of 16 channels
+    const BatchNormShape s{batch, 16, 1, Layout::NC};
+    const auto n = static_cast<std::size_t>(s.size());
+    std::vector<float> x(n), dy(n), y(n), dx(n), dgamma(16), dbeta(16);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = (i % 3 == 0) ? -1.0f - static_cast<float>(i % 5) : 0.5f + static_cast<float>(i % 7);
+      dy[i] = 1.0f + static_cast<float>(i % 11);
+    }
+    x[2 * 16 + 5] = nan;  // sample 2, channel 5
+    const std::vector<float> mean(16, 0.0f), variance(16, 3.0f), gamma(16, 2.0f), beta(16, 0.0f);
+    const float eps = 1e-3f;
+    kernels::batchnorm_forward_inference(s, x.data(), mean.data(), variance.data(), gamma.data(), beta.data(), eps,
+                                         y.data(), FusedActivation::relu);
+    kernels::batchnorm_backward_inference(s, x.data(), dy.data(), mean.data(), variance.data(), gamma.data(),
+                                          beta.data(), eps, dx.data(), dgamma.data(), dbeta.data(),
+                                          FusedActivation::relu);
+    const double scale = 2.0 / std::sqrt(3.0 + static_cast<double>(eps));
+    double dbeta5 = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool is_nan = i == 2 * 16 + 5, negative = !is_nan && x[i] < 0.0f;
+      if (is_nan) {
+        EXPECT_TRUE(std::isnan(y[i]));
+      } else {
+        EXPECT_EQ(y[i] == 0.0f, negative) << i;
+      }
+      if (is_nan) {
+        EXPECT_TRUE(std::isnan(dx[i]));
+      } else {
+        EXPECT_NEAR(dx[i], negative ? 0.0 : dy[i] * scale, 1e-5) << i;
+      }
+      if (i % 16 == 5 && !negative) dbeta5 += dy[i];
+    }
+    EXPECT_TRUE(std::isnan(dgamma[5]));
+    EXPECT_FLOAT_EQ(dbeta[5], static_cast<float>(dbeta5));
+    for (int c = 0; c < 16; ++c) EXPECT_TRUE(c == 5 || (std::isfinite(dgamma[c]) && std::isfinite(dbeta[c]))) << c;
   }
 }
 

@@ -47,10 +47,10 @@ std::vector<Case> cases() {
   out.push_back({{8, 33, 127 * 127, Layout::NCHW}, true, true, true});
   out.push_back({{4, 64, 130 * 130, Layout::NHWC}, true, true, false});
   out.push_back({{16384, 272, 1, Layout::NC}, true, false, true});
-  // Rows wider than one 64-channel register block: the sums walk them row by row in chunks of
-  // 1024 channels (here a second chunk of 6, a scalar remainder), the elementwise passes in row
-  // tiles (a partial last tile, a 16-channel vector block and a scalar remainder in every tile),
-  // with 8 row groups.
+  // Rows wider than one 64-channel register block, read from memory (16.9 MB): every pass walks
+  // them row by row, the sums in chunks of 1024 channels (here a second chunk of 6, a scalar
+  // remainder), with 8 row groups. (In cache, 9x1500 in instruction_sets_test and LoopPaths take
+  // the register blocks' row tiles.)
   out.push_back({{4100, 1030, 1, Layout::NC}, false, true, true});
   out.push_back({{3, 129, 45, Layout::NHWC}, true, true, false});
   return out;

@@ -1,12 +1,17 @@
 // The row loops take one of two ways over rows wider than 64 channels (batchnorm_loops.hpp,
 // from_memory): blocks of registers walking tiles of rows for tensors in cache, or a walk in
-// address order with float partials in L1 for tensors read from memory. The kernels choose by
-// the tensor's size, so a shape only ever takes one of them; here both run on the same rows and
-// must give the same bits (every channel adds in the same order either way).
+// address order with float partials in L1 for tensors read from memory (below AVX-512 the
+// backward's sums take narrow rows from memory that way too). The kernels choose by the
+// tensor's size, so a shape only ever takes one of them; here both run on the same rows and
+// must give the same bits (every channel adds in the same order either way). tests/CMakeLists.txt
+// runs these tests again with BNLAB_MAX_CPU_ISA=avx2 and =x86-64, for the 8- and 4-lane loops.
 
 #include <gtest/gtest.h>
+#include <immintrin.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -35,10 +40,12 @@ struct RowsCase {
   std::int64_t rows, width, row_stride;  // the stride leaves channels outside the width untouched
 };
 
-// Widths across the 64-channel line, vector tails, scalar tails and the 1024-channel chunks of
-// the partials; row counts below, at and across the 16-row fold.
-const RowsCase cases[] = {{1, 65, 65},      {17, 65, 80},    {16, 300, 300}, {40, 300, 304},
-                          {33, 1030, 1030}, {5, 2051, 2064}, {21, 784, 784}, {3, 4100, 4100}};
+// Narrow rows (the backward's sums below AVX-512), widths across the 64-channel line, vector
+// tails, scalar tails, and the 1024-channel chunks of the partials, whole (1024, 2048) or not;
+// row counts below, at and across the 16-row fold.
+const RowsCase cases[] = {{33, 40, 48},   {20, 64, 64},    {1, 65, 65},      {17, 65, 80},
+                          {16, 300, 300}, {40, 300, 304},  {33, 1030, 1030}, {5, 2051, 2064},
+                          {21, 784, 784}, {3, 4100, 4100}, {20, 1024, 1024}, {18, 2048, 2048}};
 
 std::string name_of(const RowsCase& c) {
   return std::to_string(c.rows) + "x" + std::to_string(c.width) + " stride " + std::to_string(c.row_stride);
@@ -58,7 +65,15 @@ struct RowsInputs {
   }
 };
 
+// The instruction set the loops run, in the test's output (the ctest entries cap it).
+void record_instruction_set() {
+  ::testing::Test::RecordProperty("instruction_set", loops::selected_instruction_set());
+  const char* cap = std::getenv("BNLAB_MAX_CPU_ISA");
+  std::printf("loops: %s (BNLAB_MAX_CPU_ISA=%s)\n", loops::selected_instruction_set(), cap ? cap : "");
+}
+
 TEST(LoopPaths, SumsFromMemoryEqualSumsInCacheBitForBit) {
+  record_instruction_set();
   for (const RowsCase& c : cases) {
     SCOPED_TRACE(name_of(c));
     const RowsInputs in(c, 1);
@@ -86,22 +101,40 @@ TEST(LoopPaths, SumsFromMemoryEqualSumsInCacheBitForBit) {
   }
 }
 
+// A buffer of n floats starting on a 64-byte line, so that rows of a stride of whole lines can
+// take the streaming stores.
+struct LineAligned {
+  std::vector<float> storage;
+  float* data;
+  explicit LineAligned(std::size_t n, float fill) : storage(n + 16, fill) {
+    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+    data = storage.data() + (64 - address % 64) % 64 / sizeof(float);
+  }
+};
+
 TEST(LoopPaths, InputGradientFromMemoryEqualsInCacheBitForBit) {
+  record_instruction_set();
+  constexpr float marker = -7.0f;
   for (const RowsCase& c : cases) {
     SCOPED_TRACE(name_of(c));
     const RowsInputs in(c, 20);
     const std::size_t n = in.n;
     const std::vector<float>&x = in.x, &dy = in.dy, &mean = in.channel[0], &a = in.channel[1], &b = in.channel[2],
           &k = in.channel[3], &scale = in.channel[4], &shift = in.channel[5];
-    for (bool relu : {false, true}) {
-      // Filled with a marker: the channels past the width must stay untouched either way.
-      std::vector<float> dx[2] = {std::vector<float>(n, -7.0f), std::vector<float>(n, -7.0f)};
-      for (bool from_memory : {false, true})
-        loops::grad_input_rows(x.data(), dy.data(), dx[from_memory].data(), c.rows, c.row_stride, c.width, mean.data(),
-                               a.data(), b.data(), k.data(), scale.data(), shift.data(), relu,
-                               /*stream=*/false, from_memory);
-      EXPECT_TRUE(same_bits(dx[0], dx[1])) << "relu " << relu;
-    }
+    // Streaming stores where the rows allow them (the loops fall back to plain ones otherwise).
+    for (bool stream : {false, true})
+      for (bool relu : {false, true}) {
+        // Filled with a marker: the channels past the width must stay untouched either way.
+        LineAligned dx[2] = {LineAligned(n, marker), LineAligned(n, marker)};
+        for (bool from_memory : {false, true})
+          loops::grad_input_rows(x.data(), dy.data(), dx[from_memory].data, c.rows, c.row_stride, c.width, mean.data(),
+                                 a.data(), b.data(), k.data(), scale.data(), shift.data(), relu, stream, from_memory);
+        _mm_sfence();  // the streaming stores, before the buffers are read
+        EXPECT_EQ(std::memcmp(dx[0].data, dx[1].data, n * sizeof(float)), 0) << "relu " << relu << " stream " << stream;
+        for (std::int64_t r = 0; r < c.rows; ++r)
+          for (std::int64_t ch = c.width; ch < c.row_stride; ++ch)
+            ASSERT_EQ(dx[1].data[r * c.row_stride + ch], marker) << "row " << r << " channel " << ch;
+      }
   }
 }
 

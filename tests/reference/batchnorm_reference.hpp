@@ -49,7 +49,7 @@ inline Forward forward_training(const BatchNormShape& s, const std::vector<doubl
       for (std::int64_t i = 0; i < s.spatial; ++i) {
         const auto k = index_of(s, n, c, i);
         const double v = g * (x[k] - mu) * inv + b;
-        f.y[k] = relu ? (v > 0 ? v : 0) : v;
+        f.y[k] = relu ? (v < 0 ? 0 : v) : v;
       }
   }
   return f;
@@ -67,7 +67,7 @@ inline std::vector<double> forward_inference(const BatchNormShape& s, const std:
       for (std::int64_t i = 0; i < s.spatial; ++i) {
         const auto k = index_of(s, n, c, i);
         const double v = g * (x[k] - mean[c]) * inv + b;
-        y[k] = relu ? (v > 0 ? v : 0) : v;
+        y[k] = relu ? (v < 0 ? 0 : v) : v;
       }
   }
   return y;
@@ -91,7 +91,7 @@ inline Backward backward_training(const BatchNormShape& s, const std::vector<dou
   for (std::int64_t c = 0; c < C; ++c) {
     const double g = gamma.empty() ? 1.0 : gamma[c];
     const double mu = f.mean[c], var = f.variance[c];
-    auto dyp = [&](std::int64_t k) { return relu && !(f.y[k] > 0) ? 0.0 : dy[k]; };  // f.y is pre-ReLU here
+    auto dyp = [&](std::int64_t k) { return relu && f.y[k] <= 0 ? 0.0 : dy[k]; };  // f.y is pre-ReLU here
     double dvar = 0, dmu = 0, sum_xc = 0;
     for (std::int64_t n = 0; n < s.batch; ++n)
       for (std::int64_t i = 0; i < s.spatial; ++i) {

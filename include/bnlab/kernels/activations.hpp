@@ -19,7 +19,8 @@ enum class ActivationKind { linear, relu, leaky_relu, sigmoid, tanh, softmax };
 // Keras's tf.keras.layers.LeakyReLU default slope.
 inline constexpr float default_leaky_relu_alpha = 0.3f;
 
-// y = max(x, 0); dx = dy where x > 0, else 0 (Keras: the derivative at 0 is 0).
+// y = x < 0 ? 0 : x; dx = x <= 0 ? 0 : dy (the derivative at 0 is 0, as in Keras and PyTorch).
+// As torch.relu: NaN and -0 pass unchanged, and so does the gradient where x is NaN.
 void relu_forward(std::int64_t count, const float* x, float* y);
 void relu_backward(std::int64_t count, const float* x, const float* dy, float* dx);
 

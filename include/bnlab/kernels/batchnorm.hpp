@@ -56,7 +56,8 @@ void batchnorm_forward_inference(const BatchNormShape& shape, const float* x, co
 // Backward of the training forward, in closed form (m = N*S, xhat = (x - mean) * inv_std):
 //   dbeta  = sum(dy'),  dgamma = sum(dy' * xhat)
 //   dx     = gamma * inv_std / m * (m * dy' - dbeta - xhat * dgamma)
-// where dy' = dy masked by y > 0 when the ReLU is fused (y recomputed from x bit for bit as the
+// where dy' = dy zeroed where y <= 0 when the ReLU is fused (a NaN y lets it pass, as in
+// PyTorch; y recomputed from x bit for bit as the
 // forward computed it, so nothing but x and dy is read). x, dy, dx: N*C*S; dx may alias dy, or be
 // nullptr when only dgamma and dbeta are wanted (a model's first layer, whose input gradient
 // nothing reads: one pass over x and dy instead of three). saved_mean, saved_inv_std: C from the
