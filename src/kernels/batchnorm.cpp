@@ -223,6 +223,24 @@ void for_each_part(const Plan& plan, RowsTask rows_task, PlaneTask plane_task) {
   }
 }
 
+// The output pass over the whole tensor, y = act(((x - pivot) - centered_mean) * scale + shift)
+// with per-channel arrays of C (y may alias x).
+void normalize_all(const Plan& plan, const float* x, float* y, const float* pivot, const float* centered_mean,
+                   const float* scale, const float* shift, bool relu) {
+  for_each_part(
+      plan,
+      [&](std::int64_t r0, std::int64_t r1) {
+        const std::int64_t offset = r0 * plan.C;
+        loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, plan.C, pivot, centered_mean, scale, shift,
+                              relu, plan.stream);
+      },
+      [&](std::int64_t n, std::int64_t c) {
+        const std::int64_t offset = (n * plan.C + c) * plan.S;
+        loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], centered_mean[c], scale[c], shift[c],
+                                    relu, plan.stream);
+      });
+}
+
 // One task per channel (NCHW, plan.per_channel): `channel_task(c)` reads and writes channel c only.
 template <class ChannelTask>
 void for_each_channel(const Plan& plan, ChannelTask channel_task) {
@@ -392,18 +410,7 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
   else
     std::fill(shift, shift + width, 0.0f);
 
-  for_each_part(
-      plan,
-      [&](std::int64_t r0, std::int64_t r1) {
-        const std::int64_t offset = r0 * plan.C;
-        loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, centered_mean, scale, shift,
-                              relu, plan.stream);
-      },
-      [&](std::int64_t n, std::int64_t c) {
-        const std::int64_t offset = (n * plan.C + c) * plan.S;
-        loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], centered_mean[c], scale[c], shift[c],
-                                    relu, plan.stream);
-      });
+  normalize_all(plan, x, y, pivot, centered_mean, scale, shift, relu);
 }
 
 namespace {
@@ -444,19 +451,7 @@ BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape,
     std::copy(beta, beta + width, shift);
   else
     std::fill(shift, shift + width, 0.0f);
-  const float* pivot = mean;
-  for_each_part(
-      plan,
-      [&](std::int64_t r0, std::int64_t r1) {
-        const std::int64_t offset = r0 * plan.C;
-        loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, width, pivot, zero, scale, shift, relu,
-                              plan.stream);
-      },
-      [&](std::int64_t n, std::int64_t c) {
-        const std::int64_t offset = (n * plan.C + c) * plan.S;
-        loops::normalize_contiguous(x + offset, y + offset, plan.S, pivot[c], 0.0f, scale[c], shift[c], relu,
-                                    plan.stream);
-      });
+  normalize_all(plan, x, y, /*pivot=*/mean, /*centered_mean=*/zero, scale, shift, relu);
 }
 
 namespace {
@@ -511,7 +506,10 @@ BNLAB_INLINE void backward_coefficients(std::int64_t width, double m, const floa
 }
 
 // The backward of both forwards: per channel, the sums of dy' and dy' * (x - mean), then
-// dx = dy' * a + (x - mean) * b + c with a, b, c from `coefficients`.
+// dx = dy' * a + (x - mean) * b + c with a, b, c from `coefficients`. need_sums: whether dx
+// needs the sums (training); without them b = c = 0 (inference), and without the fused ReLU dx
+// is then dy * a, a pass that reads dy alone: the same bits for finite x, one tensor less to
+// read, and a finite dx where x is not (as PyTorch's eval-mode backward).
 // Inlined into its multiversioned callers, so its per-channel loops run at their vector width
 // (out of line it was compiled once, for baseline x86-64's 2-double SSE registers).
 template <class Coefficients>
@@ -525,6 +523,7 @@ BNLAB_INLINE void backward_common(const char* who, const BatchNormShape& shape, 
     throw std::invalid_argument(fmt::format("{}: dx, dgamma and dbeta are all null: nothing to compute", who));
   const Plan plan(shape);
   const bool relu = activation == FusedActivation::relu;
+  const bool dx_from_dy_alone = !need_sums && !relu;
   need_sums = (need_sums && dx) || dgamma || dbeta;
 
   auto channel = [&](std::int64_t c) {
@@ -555,19 +554,23 @@ BNLAB_INLINE void backward_common(const char* who, const BatchNormShape& shape, 
       const InputGradient g = finish(c, ch, sum_dy, sum_dy_xc);
       if (!dx) return;  // only dgamma and dbeta wanted
       for (std::int64_t n = 0; n < plan.N; ++n) {
-        const std::int64_t offset = (n * plan.C + c) * plan.S;
-        loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, ch.mean, g.a, g.b, g.c, ch.scale,
-                                     ch.shift, relu, plan.stream, n + 1 < plan.N ? plan.C * plan.S : 0);
+        const std::int64_t offset = (n * plan.C + c) * plan.S, next = n + 1 < plan.N ? plan.C * plan.S : 0;
+        if (dx_from_dy_alone)  // ((dy - 0) - 0) * a + 0
+          loops::normalize_contiguous(dy + offset, dx + offset, plan.S, 0.0f, 0.0f, g.a, 0.0f, false, plan.stream,
+                                      next);
+        else
+          loops::grad_input_contiguous(x + offset, dy + offset, dx + offset, plan.S, ch.mean, g.a, g.b, g.c,
+                                       ch.scale, ch.shift, relu, plan.stream, next);
       }
     });
     return;
   }
 
   const std::int64_t width = plan.C;
-  Scratch scratch(plan, 9, 3);
+  Scratch scratch(plan, 10, 3);
   float *mean_b = scratch.floats(0), *scale = scratch.floats(1), *shift = scratch.floats(2), *a = scratch.floats(3),
         *b = scratch.floats(4), *c_term = scratch.floats(5), *gamma_b = scratch.floats(6),
-        *dgamma_b = scratch.floats(7), *dbeta_b = scratch.floats(8);
+        *dgamma_b = scratch.floats(7), *dbeta_b = scratch.floats(8), *zeros = scratch.floats(9);
   double *sum_dy = scratch.doubles(0), *sum_dy_xc = scratch.doubles(1), *inv_std = scratch.doubles(2);
   if (gamma && inv_std_in)
     backward_constants<true, true>(width, mean, inv_std_in, variance, epsilon, gamma, beta, mean_b, gamma_b, scale,
@@ -602,6 +605,11 @@ BNLAB_INLINE void backward_common(const char* who, const BatchNormShape& shape, 
   if (dgamma) std::copy(dgamma_b, dgamma_b + width, dgamma);
   if (dbeta) std::copy(dbeta_b, dbeta_b + width, dbeta);
   if (!dx) return;  // only dgamma and dbeta wanted
+  if (dx_from_dy_alone) {  // ((dy - 0) - 0) * a + 0
+    std::fill(zeros, zeros + width, 0.0f);
+    normalize_all(plan, dy, dx, zeros, zeros, a, zeros, false);
+    return;
+  }
   for_each_part(
       plan,
       [&](std::int64_t r0, std::int64_t r1) {

@@ -307,6 +307,36 @@ TEST(BatchNormNumerics, FusedReluTreatsNanAsTorchReluDoes) {
   }
 }
 
+// Without the ReLU the inference backward's dx is dy * gamma * inv_std, computed from dy alone:
+// finite where x is NaN or infinite, as PyTorch's eval-mode backward, on every layout and on
+// the per-channel NCHW path (16 channels and more) as well as the split one.
+TEST(BatchNormNumerics, InferenceBackwardInputGradientIsDyTimesScaleWhateverX) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const BatchNormShape s : {BatchNormShape{6, 20, 1, Layout::NC}, BatchNormShape{3, 20, 7, Layout::NHWC},
+                                 BatchNormShape{3, 20, 7, Layout::NCHW}, BatchNormShape{3, 2, 40, Layout::NCHW}}) {
+    const auto n = static_cast<std::size_t>(s.size()), C = static_cast<std::size_t>(s.channels);
+    auto x = random_normal(n, 0.0f, 1.0f, 61);
+    const auto dy = random_normal(n, 0.0f, 1.0f, 62), gamma = random_normal(C, 1.0f, 0.3f, 63);
+    x[5] = nan;
+    x[n - 2] = inf;
+    std::vector<float> mean(C, 0.1f), variance(C, 2.0f), beta(C, 0.0f), dx(n), dgamma(C), dbeta(C);
+    for (bool with_parameter_grads : {false, true}) {
+      kernels::batchnorm_backward_inference(s, x.data(), dy.data(), mean.data(), variance.data(), gamma.data(),
+                                            beta.data(), 1e-3f, dx.data(),
+                                            with_parameter_grads ? dgamma.data() : nullptr,
+                                            with_parameter_grads ? dbeta.data() : nullptr);
+      for (std::int64_t nn = 0; nn < s.batch; ++nn)
+        for (std::int64_t c = 0; c < s.channels; ++c)
+          for (std::int64_t i = 0; i < s.spatial; ++i) {
+            const std::int64_t at = reference::index_of(s, nn, c, i);
+            const double scale = gamma[static_cast<std::size_t>(c)] / std::sqrt(2.0 + 1e-3);
+            ASSERT_NEAR(dx[static_cast<std::size_t>(at)], dy[static_cast<std::size_t>(at)] * scale, 1e-6)
+                << to_string(s.layout) << " at " << at;
+          }
+    }
+  }
+}
+
 // The same bits with 1, 2 and 3 threads, and from run to run, on shapes large enough to go parallel.
 TEST(BatchNormDeterminism, SameBitsForEveryThreadCount) {
   const BatchNormShape shapes[] = {{64, 3, 1024, Layout::NCHW},

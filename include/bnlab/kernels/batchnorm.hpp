@@ -69,7 +69,8 @@ void batchnorm_backward(const BatchNormShape& shape, const float* x, const float
 
 // Backward of the inference forward (statistics held constant, as when a frozen BatchNorm is
 // fine-tuned): dx = dy' * gamma * inv_std (or nullptr, as above); dgamma, dbeta as above.
-// mean, variance: C.
+// mean, variance: C. Without the fused ReLU, dx is computed from dy alone (x is read only for
+// dgamma and dbeta), so it is finite where x is not, as in PyTorch's eval-mode backward.
 void batchnorm_backward_inference(const BatchNormShape& shape, const float* x, const float* dy, const float* mean,
                                   const float* variance, const float* gamma, const float* beta, float epsilon,
                                   float* dx, float* dgamma, float* dbeta,
