@@ -20,11 +20,19 @@ constexpr std::int64_t parallel_threshold = std::int64_t{1} << 15;
 // Outputs at least this large are written with non-temporal stores: they cannot stay in cache
 // for the next layer anyway, and streaming skips the read-for-ownership of every line.
 constexpr std::int64_t streaming_threshold_bytes = std::int64_t{16} << 20;
-// Tensors at least this large are read from memory, not from the L2 caches (1-2 MiB a core on
-// the machines seen): their wide rows are walked in address order with prefetches (the loops'
-// from_memory). Smaller ones are faster in blocks of registers (32x300 forward training 2.2
-// against 2.5 us); in L3 (4096x1024 warm) the two ways measured the same.
-constexpr std::int64_t from_memory_threshold_bytes = std::int64_t{4} << 20;
+// Tensors at least this large walk their wide rows in address order (the loops' row_walk) in
+// the statistics and the input-gradient pass; smaller ones use blocks of registers. Measured
+// on 1024-channel rows, 2 threads: from memory the walk wins at every size from 1 MiB, but in
+// cache the statistics in blocks are faster up to 2 MiB (35 against 42-53 us for 512 rows, warm)
+// and equal from 4 MiB (59-66 us either way, 1024 rows). 32x300: 2.2 us in blocks, 2.5 walking.
+constexpr std::int64_t row_walk_threshold_bytes = std::int64_t{4} << 20;
+// The backward's sums walk rows from a lower size when a row is a multiple of 4 KiB long: the
+// register blocks' 16-row tiles then put every row's lines in the same L1 set. From 1 MiB the
+// backward of such rows is faster walking, in cache or not (256x1024: 55 against 58-72 us warm,
+// 91 against 100-130 cold; 512x1024 and 768x1024 15-20% faster both ways), where 512-channel
+// rows (2 KiB) gained 6-10% at best and lost 7% warm at 1024x512.
+constexpr std::int64_t sums_row_walk_threshold_bytes = std::int64_t{1} << 20;
+constexpr std::int64_t same_set_row_bytes = 4096;
 // The pivot is the mean of the first few values of a channel; moments about it stay free of
 // cancellation while (mean - pivot)^2 <= pivot_tolerance * variance, else a second pass
 // re-centres on the first mean (see docs/batchnorm.md, "Numerics").
@@ -40,7 +48,8 @@ struct Plan {
   std::int64_t groups;  // reduction groups per channel: row ranges (row order) or sample ranges (NCHW)
   bool parallel;
   bool stream;  // non-temporal stores for the output
-  bool from_memory;
+  bool row_walk;       // statistics and input gradient: the loops' row_walk
+  bool sums_row_walk;  // the backward's sums
   // NCHW with enough channels: one task per channel computes its statistics and then its
   // output, so the second read of the channel comes from cache, not memory.
   bool per_channel;
@@ -60,7 +69,10 @@ struct Plan {
     }
     parallel = shape.size() >= parallel_threshold;
     stream = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= streaming_threshold_bytes;
-    from_memory = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= from_memory_threshold_bytes;
+    row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= row_walk_threshold_bytes;
+    const bool same_set_rows = row_order && (C * static_cast<std::int64_t>(sizeof(float))) % same_set_row_bytes == 0;
+    sums_row_walk = row_walk || (same_set_rows && shape.size() * static_cast<std::int64_t>(sizeof(float)) >=
+                                                      sums_row_walk_threshold_bytes);
     per_channel = !row_order && groups == 1;
   }
 
@@ -203,7 +215,7 @@ void channel_moments(const Plan& plan, const Scratch& scratch, const float* x, c
   reduce_channels(
       plan, scratch, sum, sum_sq,
       [&](std::int64_t r0, std::int64_t r1, double* a, double* b) {
-        loops::moments_rows(x + r0 * plan.C, r1 - r0, plan.C, plan.C, pivot, a, b, plan.from_memory);
+        loops::moments_rows(x + r0 * plan.C, r1 - r0, plan.C, plan.C, pivot, a, b, plan.row_walk);
       },
       [&](std::int64_t n, std::int64_t c, double& a, double& b) {
         loops::moments_contiguous(x + (n * plan.C + c) * plan.S, plan.S, pivot[c], a, b);
@@ -590,7 +602,7 @@ BNLAB_INLINE void backward_common(const char* who, const BatchNormShape& shape, 
         [&](std::int64_t r0, std::int64_t r1, double* pa, double* pb) {
           const std::int64_t offset = r0 * plan.C;
           loops::grad_sums_rows(x + offset, dy + offset, r1 - r0, plan.C, width, mean_b, scale, shift, relu, pa, pb,
-                                plan.from_memory);
+                                plan.sums_row_walk);
         },
         [&](std::int64_t n, std::int64_t c, double& pa, double& pb) {
           const std::int64_t offset = (n * plan.C + c) * plan.S;
@@ -615,7 +627,7 @@ BNLAB_INLINE void backward_common(const char* who, const BatchNormShape& shape, 
       [&](std::int64_t r0, std::int64_t r1) {
         const std::int64_t offset = r0 * plan.C;
         loops::grad_input_rows(x + offset, dy + offset, dx + offset, r1 - r0, plan.C, width, mean_b, a, b, c_term,
-                               scale, shift, relu, plan.stream, plan.from_memory);
+                               scale, shift, relu, plan.stream, plan.row_walk);
       },
       [&](std::int64_t n, std::int64_t c) {
         const std::int64_t offset = (n * plan.C + c) * plan.S;

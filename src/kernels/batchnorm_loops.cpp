@@ -275,8 +275,8 @@ BNLAB_INLINE void prefetch_row_ahead(const float* p, std::int64_t c, std::int64_
 }
 
 void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
-                       const float* pivot, double* sum, double* sum_sq, bool from_memory) {
-  if (from_memory && width > wide_rows_above) {
+                       const float* pivot, double* sum, double* sum_sq, bool row_walk) {
+  if (row_walk && width > wide_rows_above) {
     sum_wide_rows(
         rows, row_stride, width, sum, sum_sq,
         [&](std::int64_t r, std::int64_t c, rvec& s, rvec& q, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
@@ -385,7 +385,7 @@ constexpr std::int64_t rows_per_tile = 8;
 // constants loaded from the per-channel arrays (in L1). A tile of rows walked one block of
 // channels at a time, the constants in registers, strides through memory by the row length:
 // 4096x1024 inference (cold caches) ran at 1.27-1.38 copy times that way, 1.04-1.10 row by row.
-// The backward's input-gradient pass goes row by row too for tensors from memory, with each
+// The backward's input-gradient pass goes row by row too for large tensors (row_walk), with each
 // line of x and dy prefetched one row ahead: 3-4% faster on 4096x1024 than its tiles of 8 rows
 // (6 paired rounds, with and without the ReLU; row by row without the prefetch it had been 10%
 // slower with the ReLU). In cache it keeps the tiles, faster there.
@@ -567,12 +567,12 @@ BNLAB_INLINE void grad_sums_rows_vectors(const float* x, const float* dy, std::i
 template <bool relu>
 BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                                       std::int64_t width, const float* mean, const float* scale, const float* shift,
-                                      double* sum_dy, double* sum_dy_xc, bool from_memory) {
-  // Below AVX-512 narrow rows from memory go this way too: the register block's five arrays of
+                                      double* sum_dy, double* sum_dy_xc, bool row_walk) {
+  // Below AVX-512 narrow rows walk this way too: the register block's five arrays of
   // 64 channels (40 registers under AVX2) spill, and the partials in L1 made the AVX2 NHWC
   // backward 13% faster (4 paired rounds; with the ReLU equal). The statistics' three arrays
   // were 6-8% slower this way and stay in registers.
-  if (from_memory && (width > wide_rows_above || rlanes < simd::lanes)) {
+  if (row_walk && (width > wide_rows_above || rlanes < simd::lanes)) {
     sum_wide_rows(
         rows, row_stride, width, sum_dy, sum_dy_xc,
         [&](std::int64_t r, std::int64_t c, rvec& a, rvec& b, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
@@ -620,11 +620,11 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
 
 void grad_sums_rows_impl(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride,
                          std::int64_t width, const float* mean, const float* scale, const float* shift, bool relu,
-                         double* sum_dy, double* sum_dy_xc, bool from_memory) {
+                         double* sum_dy, double* sum_dy_xc, bool row_walk) {
   if (relu)
-    grad_sums_rows_body<true>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc, from_memory);
+    grad_sums_rows_body<true>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc, row_walk);
   else
-    grad_sums_rows_body<false>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc, from_memory);
+    grad_sums_rows_body<false>(x, dy, rows, row_stride, width, mean, scale, shift, sum_dy, sum_dy_xc, row_walk);
 }
 
 template <bool relu>
@@ -707,8 +707,8 @@ template <bool relu, bool stream>
 BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* dx, std::int64_t rows,
                                        std::int64_t row_stride, std::int64_t width, const float* mean, const float* a,
                                        const float* b, const float* c, const float* scale, const float* shift,
-                                       bool from_memory) {
-  if (from_memory && width > wide_rows_above) {
+                                       bool row_walk) {
+  if (row_walk && width > wide_rows_above) {
     for_wide_rows(
         rows, row_stride, width,
         [&](std::int64_t r, std::int64_t k, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
@@ -745,16 +745,16 @@ BNLAB_INLINE void grad_input_rows_body(const float* x, const float* dy, float* d
 
 void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
                           std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
-                          const float* scale, const float* shift, bool relu, bool stream, bool from_memory) {
+                          const float* scale, const float* shift, bool relu, bool stream, bool row_walk) {
   stream = stream && rows_can_stream(dx, row_stride, width);
   if (relu && stream)
-    grad_input_rows_body<true, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
+    grad_input_rows_body<true, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
   else if (relu)
-    grad_input_rows_body<true, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
+    grad_input_rows_body<true, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
   else if (stream)
-    grad_input_rows_body<false, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
+    grad_input_rows_body<false, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
   else
-    grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, from_memory);
+    grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
 }
 
 }  // namespace

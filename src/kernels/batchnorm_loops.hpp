@@ -26,15 +26,16 @@ namespace bnlab::kernels::loops {
 void moments_contiguous(const float* x, std::int64_t len, float pivot, double& sum, double& sum_sq,
                         std::int64_t next_plane = 0);
 void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width, const float* pivot,
-                  double* sum, double* sum_sq, bool from_memory);
+                  double* sum, double* sum_sq, bool row_walk);
 
 // stream: write the output with non-temporal stores where whole 64-byte lines allow (the caller
 // sets it for outputs too large to stay in cache, and fences before the output is read).
-// from_memory (row loops): the tensor is too large to stay in cache (the caller decides); the
-// sums and the backward's input-gradient pass then walk rows wider than 64 channels in address
-// order with software prefetches (below AVX-512 the backward's sums walk narrow rows that way
-// too), where in cache blocks of registers walking tiles of rows are faster (32x300 forward
-// training 2.2 against 2.5 us). Either way the same bits.
+// row_walk (row loops): walk rows wider than 64 channels one after another in address order,
+// with the sums' float partials in L1 and software prefetches one row ahead (below AVX-512 the
+// backward's sums walk narrow rows that way too), instead of blocks of registers over tiles of
+// rows. The caller decides by the tensor's size: the walk is faster for tensors read from
+// memory, the blocks for small ones in cache (32x300 forward training 2.2 against 2.5 us).
+// Either way the same bits.
 // y = act(((x - pivot) - centered_mean) * scale + shift). Subtracting the pivot first keeps
 // the float32 result exact when the mean is large against the spread (mean 1e4, std 0.1).
 void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
@@ -49,14 +50,14 @@ void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, flo
                           bool relu, double& sum_dy, double& sum_dy_xc, std::int64_t next_plane = 0);
 void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
                     const float* mean, const float* scale, const float* shift, bool relu, double* sum_dy,
-                    double* sum_dy_xc, bool from_memory);
+                    double* sum_dy_xc, bool row_walk);
 
 // dx = dy' * a + (x - mean) * b + c  (dy' as above; scale and shift only serve the mask).
 void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a, float b,
                            float c, float scale, float shift, bool relu, bool stream, std::int64_t next_plane = 0);
 void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
                      std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
-                     const float* scale, const float* shift, bool relu, bool stream, bool from_memory);
+                     const float* scale, const float* shift, bool relu, bool stream, bool row_walk);
 
 // The widest instruction set the loops run with on this CPU: "avx512f", "avx2" or "x86-64".
 const char* selected_instruction_set();

@@ -48,8 +48,8 @@ void moments_contiguous(const float* x, std::int64_t len, float pivot, double& s
   chosen().table->moments_contiguous(x, len, pivot, sum, sum_sq, next_plane);
 }
 void moments_rows(const float* x, std::int64_t rows, std::int64_t row_stride, std::int64_t width, const float* pivot,
-                  double* sum, double* sum_sq, bool from_memory) {
-  chosen().table->moments_rows(x, rows, row_stride, width, pivot, sum, sum_sq, from_memory);
+                  double* sum, double* sum_sq, bool row_walk) {
+  chosen().table->moments_rows(x, rows, row_stride, width, pivot, sum, sum_sq, row_walk);
 }
 void normalize_contiguous(const float* x, float* y, std::int64_t len, float pivot, float centered_mean, float scale,
                           float shift, bool relu, bool stream, std::int64_t next_plane) {
@@ -66,9 +66,9 @@ void grad_sums_contiguous(const float* x, const float* dy, std::int64_t len, flo
 }
 void grad_sums_rows(const float* x, const float* dy, std::int64_t rows, std::int64_t row_stride, std::int64_t width,
                     const float* mean, const float* scale, const float* shift, bool relu, double* sum_dy,
-                    double* sum_dy_xc, bool from_memory) {
+                    double* sum_dy_xc, bool row_walk) {
   chosen().table->grad_sums_rows(x, dy, rows, row_stride, width, mean, scale, shift, relu, sum_dy, sum_dy_xc,
-                                 from_memory);
+                                 row_walk);
 }
 void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a, float b,
                            float c, float scale, float shift, bool relu, bool stream, std::int64_t next_plane) {
@@ -76,9 +76,9 @@ void grad_input_contiguous(const float* x, const float* dy, float* dx, std::int6
 }
 void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t rows, std::int64_t row_stride,
                      std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
-                     const float* scale, const float* shift, bool relu, bool stream, bool from_memory) {
+                     const float* scale, const float* shift, bool relu, bool stream, bool row_walk) {
   chosen().table->grad_input_rows(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, relu, stream,
-                                  from_memory);
+                                  row_walk);
 }
 
 const char* selected_instruction_set() { return chosen().name; }

@@ -1,8 +1,8 @@
 // The row loops take one of two ways over rows wider than 64 channels (batchnorm_loops.hpp,
-// from_memory): blocks of registers walking tiles of rows for tensors in cache, or a walk in
-// address order with float partials in L1 for tensors read from memory (below AVX-512 the
-// backward's sums take narrow rows from memory that way too). The kernels choose by the
-// tensor's size, so a shape only ever takes one of them; here both run on the same rows and
+// row_walk): blocks of registers walking tiles of rows (small tensors, in cache), or the rows
+// one after another in address order with float partials in L1 (large ones; below AVX-512 the
+// backward's sums take narrow rows that way too). The kernels choose by the tensor's size, so
+// a shape only ever takes one of them; here both run on the same rows and
 // must give the same bits (every channel adds in the same order either way). tests/CMakeLists.txt
 // runs these tests again with BNLAB_MAX_CPU_ISA=avx2 and =x86-64, for the 8- and 4-lane loops.
 
@@ -72,7 +72,7 @@ void record_instruction_set() {
   std::printf("loops: %s (BNLAB_MAX_CPU_ISA=%s)\n", loops::selected_instruction_set(), cap ? cap : "");
 }
 
-TEST(LoopPaths, SumsFromMemoryEqualSumsInCacheBitForBit) {
+TEST(LoopPaths, SumsWalkingRowsEqualSumsInRegisterBlocksBitForBit) {
   record_instruction_set();
   for (const RowsCase& c : cases) {
     SCOPED_TRACE(name_of(c));
@@ -81,20 +81,20 @@ TEST(LoopPaths, SumsFromMemoryEqualSumsInCacheBitForBit) {
     const std::vector<float>&x = in.x, &dy = in.dy, &pivot = in.channel[0], &scale = in.channel[1],
           &shift = in.channel[2];
     std::vector<double> sums[2][2];
-    for (bool from_memory : {false, true}) {
-      auto& s = sums[from_memory];
+    for (bool row_walk : {false, true}) {
+      auto& s = sums[row_walk];
       s[0].assign(w, 0.5);  // the loops add into what is there
       s[1].assign(w, 0.25);
-      loops::moments_rows(x.data(), c.rows, c.row_stride, c.width, pivot.data(), s[0].data(), s[1].data(), from_memory);
+      loops::moments_rows(x.data(), c.rows, c.row_stride, c.width, pivot.data(), s[0].data(), s[1].data(), row_walk);
     }
     EXPECT_TRUE(same_bits(sums[0][0], sums[1][0]) && same_bits(sums[0][1], sums[1][1])) << "moments";
     for (bool relu : {false, true}) {
-      for (bool from_memory : {false, true}) {
-        auto& s = sums[from_memory];
+      for (bool row_walk : {false, true}) {
+        auto& s = sums[row_walk];
         s[0].assign(w, 0.0);
         s[1].assign(w, 0.0);
         loops::grad_sums_rows(x.data(), dy.data(), c.rows, c.row_stride, c.width, pivot.data(), scale.data(),
-                              shift.data(), relu, s[0].data(), s[1].data(), from_memory);
+                              shift.data(), relu, s[0].data(), s[1].data(), row_walk);
       }
       EXPECT_TRUE(same_bits(sums[0][0], sums[1][0]) && same_bits(sums[0][1], sums[1][1])) << "relu " << relu;
     }
@@ -112,7 +112,7 @@ struct LineAligned {
   }
 };
 
-TEST(LoopPaths, InputGradientFromMemoryEqualsInCacheBitForBit) {
+TEST(LoopPaths, InputGradientWalkingRowsEqualsRegisterBlocksBitForBit) {
   record_instruction_set();
   constexpr float marker = -7.0f;
   for (const RowsCase& c : cases) {
@@ -126,9 +126,9 @@ TEST(LoopPaths, InputGradientFromMemoryEqualsInCacheBitForBit) {
       for (bool relu : {false, true}) {
         // Filled with a marker: the channels past the width must stay untouched either way.
         LineAligned dx[2] = {LineAligned(n, marker), LineAligned(n, marker)};
-        for (bool from_memory : {false, true})
-          loops::grad_input_rows(x.data(), dy.data(), dx[from_memory].data, c.rows, c.row_stride, c.width, mean.data(),
-                                 a.data(), b.data(), k.data(), scale.data(), shift.data(), relu, stream, from_memory);
+        for (bool row_walk : {false, true})
+          loops::grad_input_rows(x.data(), dy.data(), dx[row_walk].data, c.rows, c.row_stride, c.width, mean.data(),
+                                 a.data(), b.data(), k.data(), scale.data(), shift.data(), relu, stream, row_walk);
         _mm_sfence();  // the streaming stores, before the buffers are read
         EXPECT_EQ(std::memcmp(dx[0].data, dx[1].data, n * sizeof(float)), 0) << "relu " << relu << " stream " << stream;
         for (std::int64_t r = 0; r < c.rows; ++r)
