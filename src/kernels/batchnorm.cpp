@@ -68,11 +68,12 @@ struct Plan {
       groups = std::clamp<std::int64_t>(std::min<std::int64_t>(N, (16 + C - 1) / C), 1, 16);
     }
     parallel = shape.size() >= parallel_threshold;
-    stream = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= streaming_threshold_bytes;
-    row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= row_walk_threshold_bytes;
-    const bool same_set_rows = row_order && (C * static_cast<std::int64_t>(sizeof(float))) % same_set_row_bytes == 0;
-    sums_row_walk = row_walk || (same_set_rows && shape.size() * static_cast<std::int64_t>(sizeof(float)) >=
-                                                      sums_row_walk_threshold_bytes);
+    constexpr auto float_bytes = static_cast<std::int64_t>(sizeof(float));
+    const std::int64_t bytes = shape.size() * float_bytes;
+    stream = bytes >= streaming_threshold_bytes;
+    row_walk = bytes >= row_walk_threshold_bytes;
+    const bool same_set_rows = row_order && C * float_bytes % same_set_row_bytes == 0;
+    sums_row_walk = row_walk || (same_set_rows && bytes >= sums_row_walk_threshold_bytes);
     per_channel = !row_order && groups == 1;
   }
 
