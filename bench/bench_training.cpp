@@ -73,9 +73,9 @@ int main(int argc, char** argv) {
     fmt::print("epoch {} {:.4f} {:.4f} {:.4f} {:.4f} {}\n", model_name, seconds, gemm, bn, seconds - gemm - bn, steps);
     fmt::print(
         "  {} epoch {}: {:.3f} s ({:.1f} us/step): GEMM {:.3f} s ({:.0f}%), BatchNorm {:.3f} s ({:.0f}%), "
-        "rest {:.3f} s; loss {:.4f} accuracy {:.4f}\n",
+        "optimizer {:.3f} s, batch gather {:.3f} s, rest {:.3f} s; loss {:.4f} accuracy {:.4f}\n",
         model_name, e + 1, seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds,
-        seconds - gemm - bn, history.loss.back(), history.accuracy.back());
+        t.seconds[2], t.seconds[3], seconds - gemm - bn - t.seconds[2] - t.seconds[3], history.loss.back(), history.accuracy.back());
   }
   return 0;
 }

@@ -10,8 +10,10 @@
 
 namespace bnlab::profile {
 
-enum class Section : int { gemm = 0, batchnorm = 1 };
-inline constexpr int section_count = 2;
+// gemm and batchnorm: inside the kernels; optimizer: the update of every trainable array; batch:
+// gathering a step's examples (fit).
+enum class Section : int { gemm = 0, batchnorm = 1, optimizer = 2, batch = 3 };
+inline constexpr int section_count = 4;
 
 struct Totals {
   std::array<double, section_count> seconds{};

@@ -96,19 +96,21 @@ public:
       : C_(plan.C), double_arrays_(double_arrays), groups_(plan.groups) {
     thread_local std::vector<float> float_buffer;
     thread_local std::vector<double> double_buffer;
-    const auto floats = static_cast<std::size_t>(float_arrays * C_);
+    const auto floats = static_cast<std::size_t>(float_arrays * float_stride() + simd::lanes);
     const auto doubles = static_cast<std::size_t>((double_arrays + 2 * groups_) * C_);
     if (float_buffer.size() < floats) float_buffer.resize(floats);
     if (double_buffer.size() < doubles) double_buffer.resize(doubles);
-    floats_ = float_buffer.data();
+    const auto misalign = reinterpret_cast<std::uintptr_t>(float_buffer.data()) % 64 / sizeof(float);
+    floats_ = float_buffer.data() + (misalign ? simd::lanes - misalign : 0);
     doubles_ = double_buffer.data();
   }
-  float* floats(std::int64_t i) const { return floats_ + i * C_; }
+  float* floats(std::int64_t i) const { return floats_ + i * float_stride(); }
   double* doubles(std::int64_t i) const { return doubles_ + i * C_; }
   // groups x C partial sums of the first (which = 0) or second (1) quantity of a reduction.
   double* partials(std::int64_t which) const { return doubles_ + (double_arrays_ + which * groups_) * C_; }
 
 private:
+  std::int64_t float_stride() const { return (C_ + simd::lanes - 1) / simd::lanes * simd::lanes; }
   std::int64_t C_, double_arrays_, groups_;
   float* floats_;
   double* doubles_;
@@ -453,8 +455,10 @@ BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape,
   const bool relu = activation == FusedActivation::relu;
 
   const std::int64_t width = plan.C;
-  Scratch scratch(plan, 3, 0);
-  float *zero = scratch.floats(0), *scale = scratch.floats(1), *shift = scratch.floats(2);
+  Scratch scratch(plan, 4, 0);
+  float *zero = scratch.floats(0), *scale = scratch.floats(1), *shift = scratch.floats(2),
+        *pivot = scratch.floats(3);
+  std::copy(mean, mean + width, pivot);
   if (gamma)
     inference_constants<true>(width, variance, epsilon, gamma, scale);
   else
@@ -464,7 +468,7 @@ BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape,
     std::copy(beta, beta + width, shift);
   else
     std::fill(shift, shift + width, 0.0f);
-  normalize_all(plan, x, y, /*pivot=*/mean, /*centered_mean=*/zero, scale, shift, relu);
+  normalize_all(plan, x, y, pivot, /*centered_mean=*/zero, scale, shift, relu);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -13,6 +14,7 @@
 #include <fmt/ranges.h>
 
 #include "bnlab/model.hpp"
+#include "bnlab/profile.hpp"
 #include "bnlab/kernels/activations.hpp"
 #include "bnlab/kernels/loss.hpp"
 #include "model/train_buffers.hpp"
@@ -263,6 +265,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       // Views of the preallocated buffers: copying a Tensor handle allocates nothing.
       Tensor batch_x = count == capacity ? buffers.batch_x : buffers.batch_x.slice_batch(0, count);
       Tensor dlogits = count == capacity ? buffers.dlogits : buffers.dlogits.slice_batch(0, count);
+      std::optional<profile::Scope> gathering(std::in_place, profile::Section::batch);
       for (std::int64_t i = 0; i < count; ++i) {
         const std::int64_t source = order[static_cast<std::size_t>(begin + i)];
         std::memcpy(batch_x.data() + i * row, x.data() + source * row, static_cast<std::size_t>(row) * sizeof(float));
@@ -275,6 +278,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       for (std::int64_t i = begin + count; row > 0 && i < next_end; ++i)
         prefetch_row(x.data() + order[static_cast<std::size_t>(i)] * row, row);
 
+      gathering.reset();
       const Tensor& output = forward(batch_x, true);
       const Tensor& logits = compile_options_.from_logits ? output : logits_of_last_forward();
       // Separate buffers for probabilities and gradient: softmax_cross_entropy_backward's
@@ -288,7 +292,10 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       kernels::softmax_cross_entropy_backward(count, classes, buffers.probabilities.data(), buffers.batch_y.data(),
                                               dlogits.data());
       backward_from_logits(dlogits);
-      optimizer_->apply(trainable_);
+      {
+        const profile::Scope updating(profile::Section::optimizer);
+        optimizer_->apply(trainable_);
+      }
 
       loss_sum += batch_loss_sum;
       correct += batch_correct;

@@ -5,8 +5,10 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "bnlab/batchnorm.hpp"
 #include "kernels/batchnorm_test_support.hpp"
@@ -369,6 +371,57 @@ TEST(BatchNormDeterminism, SameBitsForEveryThreadCount) {
     EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0) << describe(s);
     EXPECT_EQ(std::memcmp(one.data(), three.data(), one.size() * sizeof(float)), 0) << describe(s);
     EXPECT_EQ(std::memcmp(two.data(), again.data(), one.size() * sizeof(float)), 0) << describe(s);
+  }
+}
+
+// The kernels copy the per-channel arrays into line-aligned scratch (vector loads of arrays at
+// 16 bytes past a line split every load: 4096x1024 forward training ran 15-20% slower). Whatever
+// the alignment of the caller's arrays and tensors, every kernel gives the same bits.
+TEST(BatchNormDeterminism, SameBitsWhateverTheAlignmentOfTheArrays) {
+  const BatchNormShape shapes[] = {{64, 1024, 1, Layout::NC}, {32, 300, 1, Layout::NC}, {8, 80, 9, Layout::NHWC}};
+  for (const auto& s : shapes) {
+    const auto n = static_cast<std::size_t>(s.size());
+    const auto C = static_cast<std::size_t>(s.channels);
+    const auto x = random_normal(n, 3.0f, 2.0f, 71), dy = random_normal(n, 0.0f, 1.0f, 72);
+    const auto gamma = random_normal(C, 1.0f, 0.3f, 73), beta = random_normal(C, 0.0f, 0.3f, 74);
+    const auto moving_mean = random_normal(C, 3.0f, 0.5f, 75), moving_variance = random_normal(C, 4.0f, 0.5f, 76);
+    // Every input and output `shift` floats past the start of its own 64-byte aligned array.
+    auto run = [&](std::size_t shift) {
+      auto place = [shift](const std::vector<float>& v) {
+        std::vector<float> storage(v.size() + 16 + shift);
+        const auto misalign = reinterpret_cast<std::uintptr_t>(storage.data()) % 64 / sizeof(float);
+        const std::size_t at = (misalign ? 16 - misalign : 0) + shift;
+        std::copy(v.begin(), v.end(), storage.begin() + static_cast<std::ptrdiff_t>(at));
+        return std::make_pair(std::move(storage), at);
+      };
+      auto [xs, xo] = place(x);
+      auto [dys, dyo] = place(dy);
+      auto [gs, go] = place(gamma);
+      auto [bs, bo] = place(beta);
+      auto [mms, mmo] = place(moving_mean);
+      auto [mvs, mvo] = place(moving_variance);
+      auto [outs, oo] = place(std::vector<float>(4 * n + 7 * C));
+      float* y = outs.data() + oo;
+      float* y_inference = y + n;
+      float* dx = y_inference + n;
+      float* dx_inference = dx + n;
+      float* stats = dx_inference + n;
+      const float *xp = xs.data() + xo, *dyp = dys.data() + dyo, *g = gs.data() + go, *b = bs.data() + bo;
+      kernels::batchnorm_forward_training(s, xp, g, b, 1e-3f, y, stats, stats + C, stats + 2 * C);
+      kernels::batchnorm_forward_inference(s, xp, mms.data() + mmo, mvs.data() + mvo, g, b, 1e-3f, y_inference,
+                                           FusedActivation::relu);
+      kernels::batchnorm_backward(s, xp, dyp, g, b, stats, stats + C, dx, stats + 3 * C, stats + 4 * C,
+                                  FusedActivation::relu);
+      kernels::batchnorm_backward_inference(s, xp, dyp, mms.data() + mmo, mvs.data() + mvo, g, b, 1e-3f,
+                                            dx_inference, stats + 5 * C, stats + 6 * C);
+      return std::vector<float>(y, y + 4 * n + 7 * C);
+    };
+    const auto aligned = run(0);
+    for (const std::size_t shift : {1, 4, 7}) {
+      const auto shifted = run(shift);
+      EXPECT_EQ(std::memcmp(aligned.data(), shifted.data(), aligned.size() * sizeof(float)), 0)
+          << describe(s) << ", arrays " << shift << " floats past a line";
+    }
   }
 }
 
