@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <vector>
 
@@ -90,28 +91,44 @@ struct Plan {
 // from buffers kept per thread that only grow: once a thread has run its widest shape, calls
 // allocate nothing. Row order takes all channels of a row in one pass (a row walked one block
 // of channels at a time strides through memory: 4096x1024 forward training ran 25% slower).
+// Every array starts on a cache line: the loops load them a vector at a time, and a vector at
+// 16 bytes past a line (std::vector's alignment) is two lines' loads (4096x1024 forward
+// training 10-22% slower, inference 8-11%).
 class Scratch {
 public:
   Scratch(const Plan& plan, std::int64_t float_arrays, std::int64_t double_arrays)
-      : C_(plan.C), double_arrays_(double_arrays), groups_(plan.groups) {
+      : float_stride_(line_multiple<float>(plan.C)),
+        double_stride_(line_multiple<double>(plan.C)),
+        double_arrays_(double_arrays),
+        groups_(plan.groups) {
     thread_local std::vector<float> float_buffer;
     thread_local std::vector<double> double_buffer;
-    const auto floats = static_cast<std::size_t>(float_arrays * float_stride() + simd::lanes);
-    const auto doubles = static_cast<std::size_t>((double_arrays + 2 * groups_) * C_);
-    if (float_buffer.size() < floats) float_buffer.resize(floats);
-    if (double_buffer.size() < doubles) double_buffer.resize(doubles);
-    const auto misalign = reinterpret_cast<std::uintptr_t>(float_buffer.data()) % 64 / sizeof(float);
-    floats_ = float_buffer.data() + (misalign ? simd::lanes - misalign : 0);
-    doubles_ = double_buffer.data();
+    floats_ = line_aligned(float_buffer, float_arrays * float_stride_);
+    doubles_ = line_aligned(double_buffer, (double_arrays + 2 * groups_) * double_stride_);
   }
-  float* floats(std::int64_t i) const { return floats_ + i * float_stride(); }
-  double* doubles(std::int64_t i) const { return doubles_ + i * C_; }
-  // groups x C partial sums of the first (which = 0) or second (1) quantity of a reduction.
-  double* partials(std::int64_t which) const { return doubles_ + (double_arrays_ + which * groups_) * C_; }
+  float* floats(std::int64_t i) const { return floats_ + i * float_stride_; }
+  double* doubles(std::int64_t i) const { return doubles_ + i * double_stride_; }
+  // Group g's C partial sums of the first (which = 0) or second (1) quantity of a reduction.
+  double* partials(std::int64_t which, std::int64_t g) const {
+    return doubles_ + (double_arrays_ + which * groups_ + g) * double_stride_;
+  }
 
 private:
-  std::int64_t float_stride() const { return (C_ + simd::lanes - 1) / simd::lanes * simd::lanes; }
-  std::int64_t C_, double_arrays_, groups_;
+  static constexpr std::size_t line_bytes = 64;
+  template <class T>
+  static std::int64_t line_multiple(std::int64_t count) {
+    constexpr auto per_line = static_cast<std::int64_t>(line_bytes / sizeof(T));
+    return (count + per_line - 1) / per_line * per_line;
+  }
+  // The first line-aligned element of `buffer`, grown to hold `count` from there.
+  template <class T>
+  static T* line_aligned(std::vector<T>& buffer, std::int64_t count) {
+    const auto needed = static_cast<std::size_t>(count) + line_bytes / sizeof(T);
+    if (buffer.size() < needed) buffer.resize(needed);
+    const std::size_t past_line = reinterpret_cast<std::uintptr_t>(buffer.data()) % line_bytes;
+    return buffer.data() + (past_line ? (line_bytes - past_line) / sizeof(T) : 0);
+  }
+  std::int64_t float_stride_, double_stride_, double_arrays_, groups_;
   float* floats_;
   double* doubles_;
 };
@@ -186,27 +203,27 @@ void reduce_channels(const Plan& plan, const Scratch& scratch, double* total_a, 
     }
     return;
   }
-  double *partial_a = scratch.partials(0), *partial_b = scratch.partials(1);
-  const std::int64_t count = G * width;
-  std::fill(partial_a, partial_a + count, 0.0);
-  std::fill(partial_b, partial_b + count, 0.0);
+  for (std::int64_t g = 0; g < G; ++g) {
+    std::fill(scratch.partials(0, g), scratch.partials(0, g) + width, 0.0);
+    std::fill(scratch.partials(1, g), scratch.partials(1, g) + width, 0.0);
+  }
   if (plan.row_order) {
     run_tasks(plan, G, false, [&](std::int64_t g) {
-      rows_task(plan.range_begin(plan.rows, g), plan.range_begin(plan.rows, g + 1), partial_a + g * width,
-                partial_b + g * width);
+      rows_task(plan.range_begin(plan.rows, g), plan.range_begin(plan.rows, g + 1), scratch.partials(0, g),
+                scratch.partials(1, g));
     });
   } else {
-    run_tasks(plan, count, false, [&](std::int64_t t) {
+    run_tasks(plan, G * width, false, [&](std::int64_t t) {
       const std::int64_t c = t / G, g = t % G;
       for (std::int64_t n = plan.range_begin(plan.N, g); n < plan.range_begin(plan.N, g + 1); ++n)
-        plane_task(n, c, partial_a[g * width + c], partial_b[g * width + c]);
+        plane_task(n, c, scratch.partials(0, g)[c], scratch.partials(1, g)[c]);
     });
   }
   for (std::int64_t c = 0; c < width; ++c) {
     double a = 0.0, b = 0.0;
     for (std::int64_t g = 0; g < G; ++g) {
-      a += partial_a[g * width + c];
-      b += partial_b[g * width + c];
+      a += scratch.partials(0, g)[c];
+      b += scratch.partials(1, g)[c];
     }
     total_a[c] = a;
     total_b[c] = b;
