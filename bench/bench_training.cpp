@@ -1,5 +1,6 @@
 // One training epoch of a seed 003 model on the real Fashion-MNIST (batch 32, SGD lr 1e-3,
-// 55,000 examples, 1,719 steps), with the step's time split into GEMM, BatchNorm and the rest.
+// 55,000 examples, 1,719 steps), with the step's time split into GEMM, BatchNorm and the rest
+// (and, on the human-readable line, the rest's optimizer update and batch gather).
 //
 //   build/bench/bench_training [--model bn] [--epochs 1] [--threads N] [--data-dir DIR]
 // Prints one machine-readable line per epoch: `epoch <model> <seconds> <gemm_s> <bn_s> <rest_s> <steps>`.
@@ -68,14 +69,17 @@ int main(int argc, char** argv) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bnlab::profile::set_enabled(false);
     const auto t = bnlab::profile::totals();
-    const double gemm = t.seconds[0], bn = t.seconds[1];
+    const auto seconds_in = [&t](bnlab::profile::Section s) { return t.seconds[static_cast<int>(s)]; };
+    const double gemm = seconds_in(bnlab::profile::Section::gemm), bn = seconds_in(bnlab::profile::Section::batchnorm);
+    const double optimizer = seconds_in(bnlab::profile::Section::optimizer);
+    const double gather = seconds_in(bnlab::profile::Section::batch);
     const std::int64_t steps = (split.train.size() + 31) / 32;
     fmt::print("epoch {} {:.4f} {:.4f} {:.4f} {:.4f} {}\n", model_name, seconds, gemm, bn, seconds - gemm - bn, steps);
     fmt::print(
         "  {} epoch {}: {:.3f} s ({:.1f} us/step): GEMM {:.3f} s ({:.0f}%), BatchNorm {:.3f} s ({:.0f}%), "
         "optimizer {:.3f} s, batch gather {:.3f} s, rest {:.3f} s; loss {:.4f} accuracy {:.4f}\n",
         model_name, e + 1, seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds,
-        t.seconds[2], t.seconds[3], seconds - gemm - bn - t.seconds[2] - t.seconds[3], history.loss.back(), history.accuracy.back());
+        optimizer, gather, seconds - gemm - bn - optimizer - gather, history.loss.back(), history.accuracy.back());
   }
   return 0;
 }

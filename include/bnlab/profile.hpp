@@ -1,7 +1,8 @@
 #pragma once
-// Where a training step's time goes: wall time spent inside the GEMM and BatchNorm kernels,
-// accumulated while profiling is on (off by default; then a scope costs one relaxed load).
-// Kernel entry points open a Scope; nested scopes of the same section are not expected.
+// Where a training step's time goes: wall time spent inside the GEMM and BatchNorm kernels, in
+// the optimizer's update and in gathering each batch (Sequential::fit), accumulated while
+// profiling is on (off by default; then a scope costs one relaxed load). Kernel entry points
+// and fit open a Scope; nested scopes of the same section are not expected.
 
 #include <array>
 #include <atomic>

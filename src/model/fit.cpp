@@ -6,7 +6,6 @@
 #include <cstring>
 #include <iostream>
 #include <numeric>
-#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -265,20 +264,21 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       // Views of the preallocated buffers: copying a Tensor handle allocates nothing.
       Tensor batch_x = count == capacity ? buffers.batch_x : buffers.batch_x.slice_batch(0, count);
       Tensor dlogits = count == capacity ? buffers.dlogits : buffers.dlogits.slice_batch(0, count);
-      std::optional<profile::Scope> gathering(std::in_place, profile::Section::batch);
-      for (std::int64_t i = 0; i < count; ++i) {
-        const std::int64_t source = order[static_cast<std::size_t>(begin + i)];
-        std::memcpy(batch_x.data() + i * row, x.data() + source * row, static_cast<std::size_t>(row) * sizeof(float));
-        buffers.batch_y[static_cast<std::size_t>(i)] = y[static_cast<std::size_t>(source)];
+      {
+        const profile::Scope gathering(profile::Section::batch);
+        for (std::int64_t i = 0; i < count; ++i) {
+          const std::int64_t source = order[static_cast<std::size_t>(begin + i)];
+          std::memcpy(batch_x.data() + i * row, x.data() + source * row,
+                      static_cast<std::size_t>(row) * sizeof(float));
+          buffers.batch_y[static_cast<std::size_t>(i)] = y[static_cast<std::size_t>(source)];
+        }
+        // The next batch's rows are scattered over the whole training set, so its gather would
+        // wait on DRAM (and a page walk) for every row; starting those misses now overlaps them
+        // with this step (a gather of 32 rows of Fashion-MNIST: about 19 -> 11 us).
+        const std::int64_t next_end = std::min(samples, begin + count + capacity);
+        for (std::int64_t i = begin + count; row > 0 && i < next_end; ++i)
+          prefetch_row(x.data() + order[static_cast<std::size_t>(i)] * row, row);
       }
-      // The next batch's rows are scattered over the whole training set, so its gather would
-      // wait on DRAM (and a page walk) for every row; starting those misses now overlaps them
-      // with this step (a gather of 32 rows of Fashion-MNIST: about 19 -> 11 us).
-      const std::int64_t next_end = std::min(samples, begin + count + capacity);
-      for (std::int64_t i = begin + count; row > 0 && i < next_end; ++i)
-        prefetch_row(x.data() + order[static_cast<std::size_t>(i)] * row, row);
-
-      gathering.reset();
       const Tensor& output = forward(batch_x, true);
       const Tensor& logits = compile_options_.from_logits ? output : logits_of_last_forward();
       // Separate buffers for probabilities and gradient: softmax_cross_entropy_backward's

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bnlab/model.hpp"
+#include "bnlab/profile.hpp"
 #include "model/test_layers.hpp"
 
 namespace bnlab {
@@ -65,6 +66,29 @@ TEST(Fit, LearnsASeparableProblem) {
   EXPECT_GT(after.accuracy, 0.95);
   EXPECT_LT(after.loss, before.loss / 4);
   EXPECT_LT(h.loss.back(), h.loss.front());
+}
+
+// bench_training's split of a step: with profiling on, fit counts one batch gather and one
+// optimizer update a step (the test layers call no kernel, so GEMM and BatchNorm stay at 0;
+// tests/kernels/profile_test.cpp counts those); off, nothing.
+TEST(Fit, ProfileCountsABatchGatherAndAnUpdateEachStep) {
+  const Blobs train = make_blobs(40, 1);
+  Sequential model = blob_model(7, std::make_unique<SGD>(0.01));
+  auto calls = [](const profile::Totals& t, profile::Section s) { return t.calls[static_cast<std::size_t>(s)]; };
+  profile::reset();
+  profile::set_enabled(true);
+  model.fit(train.x, train.y, quiet(2, 16));  // 3 steps an epoch, the last of 8
+  profile::set_enabled(false);
+  const profile::Totals on = profile::totals();
+  EXPECT_EQ(calls(on, profile::Section::batch), 6);
+  EXPECT_EQ(calls(on, profile::Section::optimizer), 6);
+  EXPECT_EQ(calls(on, profile::Section::gemm), 0);
+  EXPECT_EQ(calls(on, profile::Section::batchnorm), 0);
+  EXPECT_GT(on.seconds[static_cast<std::size_t>(profile::Section::optimizer)], 0.0);
+  profile::reset();
+  model.fit(train.x, train.y, quiet(1, 16));
+  const profile::Totals off = profile::totals();
+  for (int s = 0; s < profile::section_count; ++s) EXPECT_EQ(off.calls[static_cast<std::size_t>(s)], 0) << s;
 }
 
 TEST(Fit, PrintsKerasVerbose2Lines) {
