@@ -5,10 +5,8 @@
 #include <omp.h>
 
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <limits>
-#include <utility>
 
 #include "bnlab/batchnorm.hpp"
 #include "kernels/batchnorm_test_support.hpp"
@@ -385,35 +383,29 @@ TEST(BatchNormDeterminism, SameBitsWhateverTheAlignmentOfTheArrays) {
     const auto x = random_normal(n, 3.0f, 2.0f, 71), dy = random_normal(n, 0.0f, 1.0f, 72);
     const auto gamma = random_normal(C, 1.0f, 0.3f, 73), beta = random_normal(C, 0.0f, 0.3f, 74);
     const auto moving_mean = random_normal(C, 3.0f, 0.5f, 75), moving_variance = random_normal(C, 4.0f, 0.5f, 76);
-    // Every input and output `shift` floats past the start of its own 64-byte aligned array.
+    // Every input and output `shift` floats past the start of a 64-byte line.
     auto run = [&](std::size_t shift) {
       auto place = [shift](const std::vector<float>& v) {
-        std::vector<float> storage(v.size() + 16 + shift);
-        const auto misalign = reinterpret_cast<std::uintptr_t>(storage.data()) % 64 / sizeof(float);
-        const std::size_t at = (misalign ? 16 - misalign : 0) + shift;
-        std::copy(v.begin(), v.end(), storage.begin() + static_cast<std::ptrdiff_t>(at));
-        return std::make_pair(std::move(storage), at);
+        LineAligned placed(v.size(), 0.0f, shift);
+        std::copy(v.begin(), v.end(), placed.data);
+        return placed;
       };
-      auto [xs, xo] = place(x);
-      auto [dys, dyo] = place(dy);
-      auto [gs, go] = place(gamma);
-      auto [bs, bo] = place(beta);
-      auto [mms, mmo] = place(moving_mean);
-      auto [mvs, mvo] = place(moving_variance);
-      auto [outs, oo] = place(std::vector<float>(4 * n + 7 * C));
-      float* y = outs.data() + oo;
+      const LineAligned xs = place(x), dys = place(dy), gs = place(gamma), bs = place(beta);
+      const LineAligned mms = place(moving_mean), mvs = place(moving_variance);
+      LineAligned outs(4 * n + 7 * C, 0.0f, shift);
+      float* y = outs.data;
       float* y_inference = y + n;
       float* dx = y_inference + n;
       float* dx_inference = dx + n;
       float* stats = dx_inference + n;
-      const float *xp = xs.data() + xo, *dyp = dys.data() + dyo, *g = gs.data() + go, *b = bs.data() + bo;
+      const float *xp = xs.data, *dyp = dys.data, *g = gs.data, *b = bs.data;
       kernels::batchnorm_forward_training(s, xp, g, b, 1e-3f, y, stats, stats + C, stats + 2 * C);
-      kernels::batchnorm_forward_inference(s, xp, mms.data() + mmo, mvs.data() + mvo, g, b, 1e-3f, y_inference,
+      kernels::batchnorm_forward_inference(s, xp, mms.data, mvs.data, g, b, 1e-3f, y_inference,
                                            FusedActivation::relu);
       kernels::batchnorm_backward(s, xp, dyp, g, b, stats, stats + C, dx, stats + 3 * C, stats + 4 * C,
                                   FusedActivation::relu);
-      kernels::batchnorm_backward_inference(s, xp, dyp, mms.data() + mmo, mvs.data() + mvo, g, b, 1e-3f,
-                                            dx_inference, stats + 5 * C, stats + 6 * C);
+      kernels::batchnorm_backward_inference(s, xp, dyp, mms.data, mvs.data, g, b, 1e-3f, dx_inference, stats + 5 * C,
+                                            stats + 6 * C);
       return std::vector<float>(y, y + 4 * n + 7 * C);
     };
     const auto aligned = run(0);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <random>
 #include <string>
@@ -44,6 +45,22 @@ inline double worst_error(const std::vector<float>& a, const std::vector<double>
   }
   return worst;
 }
+
+// A buffer of n floats starting `past_line` floats after a 64-byte line: on a line, rows of a
+// stride of whole lines can take the streaming stores; past it, a kernel's loads of the buffer
+// straddle lines.
+struct LineAligned {
+  std::vector<float> storage;
+  float* data;
+  explicit LineAligned(std::size_t n, float fill, std::size_t past_line = 0) : storage(n + 16 + past_line, fill) {
+    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+    data = storage.data() + (64 - address % 64) % 64 / sizeof(float) + past_line;
+  }
+  // A move keeps storage's heap block, so data stays valid; a copy would not.
+  LineAligned(LineAligned&&) = default;
+  LineAligned(const LineAligned&) = delete;
+  LineAligned& operator=(const LineAligned&) = delete;
+};
 
 // Runs `body` and checks it throws std::invalid_argument whose message contains every needle.
 inline void expect_invalid(const std::function<void()>& body, const std::vector<std::string>& needles) {

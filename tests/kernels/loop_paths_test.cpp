@@ -18,10 +18,12 @@
 #include <vector>
 
 #include "kernels/batchnorm_loops.hpp"
+#include "kernels/batchnorm_test_support.hpp"
 
 namespace {
 
 namespace loops = bnlab::kernels::loops;
+using bnlab::testing::LineAligned;
 
 std::vector<float> normal_values(std::size_t n, float mean, float spread, unsigned seed) {
   std::mt19937 rng(seed);
@@ -100,17 +102,6 @@ TEST(LoopPaths, SumsWalkingRowsEqualSumsInRegisterBlocksBitForBit) {
     }
   }
 }
-
-// A buffer of n floats starting on a 64-byte line, so that rows of a stride of whole lines can
-// take the streaming stores.
-struct LineAligned {
-  std::vector<float> storage;
-  float* data;
-  explicit LineAligned(std::size_t n, float fill) : storage(n + 16, fill) {
-    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
-    data = storage.data() + (64 - address % 64) % 64 / sizeof(float);
-  }
-};
 
 TEST(LoopPaths, InputGradientWalkingRowsEqualsRegisterBlocksBitForBit) {
   record_instruction_set();
