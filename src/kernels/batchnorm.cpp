@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +17,7 @@
 namespace bnlab::kernels {
 namespace {
 
+constexpr auto float_bytes = static_cast<std::int64_t>(sizeof(float));
 // Below this many elements a parallel region costs more than it saves (the seed MLP's 32x300).
 constexpr std::int64_t parallel_threshold = std::int64_t{1} << 15;
 // Outputs at least this large are written with non-temporal stores: they cannot stay in cache
@@ -69,7 +71,6 @@ struct Plan {
       groups = std::clamp<std::int64_t>(std::min<std::int64_t>(N, (16 + C - 1) / C), 1, 16);
     }
     parallel = shape.size() >= parallel_threshold;
-    constexpr auto float_bytes = static_cast<std::int64_t>(sizeof(float));
     const std::int64_t bytes = shape.size() * float_bytes;
     stream = bytes >= streaming_threshold_bytes;
     row_walk = bytes >= row_walk_threshold_bytes;
@@ -164,22 +165,48 @@ void check_training_count(const BatchNormShape& shape, const char* who) {
         who, shape.batch, shape.spatial, shape.count_per_channel()));
 }
 
+// The order in which each thread runs its share of the tasks (the shares themselves are
+// fixed: contiguous, the first count % threads threads one task more, as OpenMP's static
+// schedule splits them). A pass that rereads what the pass before it read goes last_first: its
+// share in blocks of about reread_block_bytes (one task where a task reads more), the last block first, each block's tasks in
+// order. The lines the first pass read last are still in the core's L2 and in L3 and come first,
+// where first_to_last would meet each line just after the first pass pushed it out; blocks
+// keep each stretch of memory long enough for the hardware prefetchers. 256x64x56x56 NHWC
+// (8 paired rounds against first_to_last): 2-10% faster in every two-pass kernel; task by task
+// last-first (16 KiB tasks) it had been up to 25% slower, and with 256 KiB blocks 0-5% slower
+// than with 1 MiB ones. 4096x1024's backward gained 2%, its forward nothing beyond the noise.
+// Every task writes its own part, so the order changes no result.
+enum class TaskOrder { first_to_last, last_first };
+constexpr std::int64_t reread_block_bytes = std::int64_t{1} << 20;
+
 // Runs task(0) .. task(count - 1), spread over the threads when the plan is parallel. Small
 // calls run the loop directly: even a parallel region that is switched off costs libgomp a
 // team allocation. `fence`: the tasks wrote with streaming stores, which are weakly ordered,
-// so each thread fences its own before the region's closing barrier.
+// so each thread fences its own before the region's closing barrier. `task_bytes`: how much of
+// the input one task reads, which sizes last_first's blocks.
 template <class Task>
-void run_tasks(const Plan& plan, std::int64_t count, bool fence, Task task) {
-  if (!plan.parallel) {
-    for (std::int64_t t = 0; t < count; ++t) task(t);
+void run_tasks(const Plan& plan, std::int64_t count, bool fence, Task task,
+               TaskOrder order = TaskOrder::first_to_last, std::int64_t task_bytes = 0) {
+  const std::int64_t block = std::max<std::int64_t>(1, reread_block_bytes / std::max<std::int64_t>(task_bytes, 1));
+  auto run_share = [&](std::int64_t begin, std::int64_t end) {
+    if (order == TaskOrder::last_first) {
+      for (std::int64_t block_end = end; block_end > begin; block_end -= block)
+        for (std::int64_t t = std::max(begin, block_end - block); t < block_end; ++t) task(t);
+    } else {
+      for (std::int64_t t = begin; t < end; ++t) task(t);
+    }
     if (fence) _mm_sfence();
+  };
+  if (!plan.parallel) {
+    run_share(0, count);
     return;
   }
 #pragma omp parallel
   {
-#pragma omp for schedule(static) nowait
-    for (std::int64_t t = 0; t < count; ++t) task(t);
-    if (fence) _mm_sfence();
+    const std::int64_t threads = omp_get_num_threads(), i = omp_get_thread_num();
+    const std::int64_t base = count / threads, extra = count % threads;
+    const std::int64_t begin = i * base + std::min(i, extra);
+    run_share(begin, begin + base + (i < extra ? 1 : 0));
   }
 }
 
@@ -244,23 +271,27 @@ void channel_moments(const Plan& plan, const Scratch& scratch, const float* x, c
 
 // Elementwise passes: any split gives the same bits, so split for balance alone.
 template <class RowsTask, class PlaneTask>
-void for_each_part(const Plan& plan, RowsTask rows_task, PlaneTask plane_task) {
+void for_each_part(const Plan& plan, TaskOrder order, RowsTask rows_task, PlaneTask plane_task) {
   if (plan.row_order) {
     constexpr std::int64_t rows_per_task = 64;
     const std::int64_t tasks = (plan.rows + rows_per_task - 1) / rows_per_task;
-    run_tasks(plan, tasks, plan.stream,
-              [&](std::int64_t t) { rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task)); });
+    run_tasks(
+        plan, tasks, plan.stream,
+        [&](std::int64_t t) { rows_task(t * rows_per_task, std::min(plan.rows, (t + 1) * rows_per_task)); }, order,
+        rows_per_task * plan.C * float_bytes);
   } else {
-    run_tasks(plan, plan.N * plan.C, plan.stream, [&](std::int64_t t) { plane_task(t / plan.C, t % plan.C); });
+    run_tasks(
+        plan, plan.N * plan.C, plan.stream, [&](std::int64_t t) { plane_task(t / plan.C, t % plan.C); }, order,
+        plan.S * float_bytes);
   }
 }
 
 // The output pass over the whole tensor, y = act(((x - pivot) - centered_mean) * scale + shift)
 // with per-channel arrays of C (y may alias x).
-void normalize_all(const Plan& plan, const float* x, float* y, const float* pivot, const float* centered_mean,
-                   const float* scale, const float* shift, bool relu) {
+void normalize_all(const Plan& plan, TaskOrder order, const float* x, float* y, const float* pivot,
+                   const float* centered_mean, const float* scale, const float* shift, bool relu) {
   for_each_part(
-      plan,
+      plan, order,
       [&](std::int64_t r0, std::int64_t r1) {
         const std::int64_t offset = r0 * plan.C;
         loops::normalize_rows(x + offset, y + offset, r1 - r0, plan.C, plan.C, pivot, centered_mean, scale, shift,
@@ -442,7 +473,7 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
   else
     std::fill(shift, shift + width, 0.0f);
 
-  normalize_all(plan, x, y, pivot, centered_mean, scale, shift, relu);
+  normalize_all(plan, TaskOrder::last_first, x, y, pivot, centered_mean, scale, shift, relu);
 }
 
 namespace {
@@ -485,7 +516,7 @@ BNLAB_MULTIVERSION void batchnorm_forward_inference(const BatchNormShape& shape,
     std::copy(beta, beta + width, shift);
   else
     std::fill(shift, shift + width, 0.0f);
-  normalize_all(plan, x, y, pivot, /*centered_mean=*/zero, scale, shift, relu);
+  normalize_all(plan, TaskOrder::first_to_last, x, y, pivot, /*centered_mean=*/zero, scale, shift, relu);
 }
 
 namespace {
@@ -639,13 +670,14 @@ BNLAB_INLINE void backward_common(const char* who, const BatchNormShape& shape, 
   if (dgamma) std::copy(dgamma_b, dgamma_b + width, dgamma);
   if (dbeta) std::copy(dbeta_b, dbeta_b + width, dbeta);
   if (!dx) return;  // only dgamma and dbeta wanted
+  const TaskOrder after_sums = need_sums ? TaskOrder::last_first : TaskOrder::first_to_last;
   if (dx_from_dy_alone) {  // ((dy - 0) - 0) * a + 0
     std::fill(zeros, zeros + width, 0.0f);
-    normalize_all(plan, dy, dx, zeros, zeros, a, zeros, false);
+    normalize_all(plan, after_sums, dy, dx, zeros, zeros, a, zeros, false);
     return;
   }
   for_each_part(
-      plan,
+      plan, after_sums,
       [&](std::int64_t r0, std::int64_t r1) {
         const std::int64_t offset = r0 * plan.C;
         loops::grad_input_rows(x + offset, dy + offset, dx + offset, r1 - r0, plan.C, width, mean_b, a, b, c_term,
