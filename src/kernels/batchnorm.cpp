@@ -172,7 +172,7 @@ void check_training_count(const BatchNormShape& shape, const char* who) {
 // order. The lines the first pass read last are still in the core's L2 and in L3 and come first,
 // where first_to_last would meet each line just after the first pass pushed it out; blocks
 // keep each stretch of memory long enough for the hardware prefetchers. 256x64x56x56 NHWC
-// (8 paired rounds against first_to_last): 2-10% faster in every two-pass kernel; task by task
+// (8 paired rounds against first_to_last): 1-10% faster in every two-pass kernel; task by task
 // last-first (16 KiB tasks) it had been up to 25% slower, and with 256 KiB blocks 0-5% slower
 // than with 1 MiB ones. 4096x1024's backward gained 2%, its forward nothing beyond the noise.
 // Every task writes its own part, so the order changes no result.
