@@ -168,10 +168,11 @@ void check_training_count(const BatchNormShape& shape, const char* who) {
 // The order in which each thread runs its share of the tasks (the shares themselves are
 // fixed: contiguous, the first count % threads threads one task more, as OpenMP's static
 // schedule splits them). A pass that rereads what the pass before it read goes last_first: its
-// share in blocks of about reread_block_bytes (one task where a task reads more), the last block first, each block's tasks in
-// order. The lines the first pass read last are still in the core's L2 and in L3 and come first,
-// where first_to_last would meet each line just after the first pass pushed it out; blocks
-// keep each stretch of memory long enough for the hardware prefetchers. 256x64x56x56 NHWC
+// share in blocks of about reread_block_bytes of each tensor it reads (one task where a task
+// reads more), the last block first, each block's tasks in order. The lines the first pass read
+// last are still in the core's L2 and in L3 and come first, where first_to_last would meet each
+// line just after the first pass pushed it out; blocks keep each stretch of memory long enough
+// for the hardware prefetchers. 256x64x56x56 NHWC
 // (8 paired rounds against first_to_last): 1-10% faster in every two-pass kernel; task by task
 // last-first (16 KiB tasks) it had been up to 25% slower, and with 256 KiB blocks 0-5% slower
 // than with 1 MiB ones. 4096x1024's backward gained 2%, its forward nothing beyond the noise.
@@ -183,10 +184,10 @@ constexpr std::int64_t reread_block_bytes = std::int64_t{1} << 20;
 // calls run the loop directly: even a parallel region that is switched off costs libgomp a
 // team allocation. `fence`: the tasks wrote with streaming stores, which are weakly ordered,
 // so each thread fences its own before the region's closing barrier. `task_bytes`: how much of
-// the input one task reads, which sizes last_first's blocks.
+// one tensor a task reads, which sizes last_first's blocks.
 template <class Task>
 void run_tasks(const Plan& plan, std::int64_t count, bool fence, Task task,
-               TaskOrder order = TaskOrder::first_to_last, std::int64_t task_bytes = 0) {
+               TaskOrder order = TaskOrder::first_to_last, std::int64_t task_bytes = 1) {
   const std::int64_t block = std::max<std::int64_t>(1, reread_block_bytes / std::max<std::int64_t>(task_bytes, 1));
   auto run_share = [&](std::int64_t begin, std::int64_t end) {
     if (order == TaskOrder::last_first) {
