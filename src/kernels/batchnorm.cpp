@@ -172,23 +172,23 @@ void check_training_count(const BatchNormShape& shape, const char* who) {
 // reads more), the last block first, each block's tasks in order. The lines the first pass read
 // last are still in the core's L2 and in L3 and come first, where first_to_last would meet each
 // line just after the first pass pushed it out; blocks keep each stretch of memory long enough
-// for the hardware prefetchers. 256x64x56x56 NHWC
-// (8 paired rounds against first_to_last): 1-10% faster in every two-pass kernel; task by task
-// last-first (16 KiB tasks) it had been up to 25% slower, and with 256 KiB blocks 0-5% slower
-// than with 1 MiB ones. 4096x1024's backward gained 2%, its forward nothing beyond the noise.
-// Every task writes its own part, so the order changes no result.
+// for the hardware prefetchers. 256x64x56x56 NHWC (8 paired rounds against first_to_last): 1-10%
+// faster in every two-pass kernel; task by task last-first (16 KiB tasks) it had been up to 25%
+// slower, and with 256 KiB blocks 0-5% slower than with 1 MiB ones. 4096x1024's backward gained
+// 2%, its forward nothing beyond the noise. Every task writes its own part, so the order changes
+// no result.
 enum class TaskOrder { first_to_last, last_first };
 constexpr std::int64_t reread_block_bytes = std::int64_t{1} << 20;
 
 // Runs task(0) .. task(count - 1), spread over the threads when the plan is parallel. Small
 // calls run the loop directly: even a parallel region that is switched off costs libgomp a
 // team allocation. `fence`: the tasks wrote with streaming stores, which are weakly ordered,
-// so each thread fences its own before the region's closing barrier. `task_bytes`: how much of
-// one tensor a task reads, which sizes last_first's blocks.
+// so each thread fences its own before the region's closing barrier. `task_bytes` (> 0): how
+// much of one tensor a task reads, which sizes last_first's blocks.
 template <class Task>
 void run_tasks(const Plan& plan, std::int64_t count, bool fence, Task task,
                TaskOrder order = TaskOrder::first_to_last, std::int64_t task_bytes = 1) {
-  const std::int64_t block = std::max<std::int64_t>(1, reread_block_bytes / std::max<std::int64_t>(task_bytes, 1));
+  const std::int64_t block = std::max<std::int64_t>(1, reread_block_bytes / task_bytes);
   auto run_share = [&](std::int64_t begin, std::int64_t end) {
     if (order == TaskOrder::last_first) {
       for (std::int64_t block_end = end; block_end > begin; block_end -= block)
