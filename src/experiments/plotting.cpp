@@ -30,19 +30,23 @@ std::string read_all(const std::filesystem::path& path) {
   return text.str();
 }
 
-// Runs gnuplot on script with dir as its working directory and the output format set (by -e,
-// so the script itself stays relocatable and format-neutral); stdout and stderr go to a log file read back on failure.
+// Runs gnuplot on script with dir as its working directory, the output format and file set
+// by -e (so the script itself stays relocatable and format-neutral); stdout and stderr go to a
+// log file read back on failure. gnuplot runs its -e commands before it opens the script, so
+// after the `cd` a relative script path would be looked up inside dir: both are made absolute.
 void run_gnuplot(const std::filesystem::path& dir, const std::filesystem::path& script, const std::string& format,
-                 const std::string& figure) {
+                 const std::string& output_file, const std::string& figure) {
   const std::string binary = gnuplot_executable().string();
-  const std::string cd = "cd " + gnuplot_quote(dir.string()) + "; format = " + gnuplot_quote(format);
-  const auto log = dir / (script.stem().string() + ".gnuplot.log");
+  const std::filesystem::path absolute_dir = std::filesystem::absolute(dir);
+  const std::string setup = "cd " + gnuplot_quote(absolute_dir.string()) + "; format = " + gnuplot_quote(format) +
+                            "; output_file = " + gnuplot_quote(output_file);
+  const auto log = absolute_dir / (figure + ".gnuplot.log");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<std::string> args{binary, "-e", cd, script.string()};
+  std::vector<std::string> args{binary, "-e", setup, std::filesystem::absolute(script).string()};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -56,9 +60,10 @@ void run_gnuplot(const std::filesystem::path& dir, const std::filesystem::path& 
     if (errno != EINTR) throw std::runtime_error(fmt::format("figure {}: waitpid failed", figure));
   const std::string output = read_all(log);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(fmt::format("figure {}: gnuplot failed (script {}):\n{}", figure, script.string(), output));
+    throw std::runtime_error(fmt::format("figure {}: gnuplot failed drawing the {} (log {}):\n{}", figure, format,
+                                         log.string(), output));
   std::error_code ec;
-  std::filesystem::remove(log, ec);  // a successful run's log holds only warnings nobody reads
+  std::filesystem::remove(log, ec);  // a successful run's log holds only warnings nobody reads; a failed one stays
 }
 
 std::string number(double value) { return fmt::format("{}", value); }
@@ -107,28 +112,44 @@ bool plotting_available() {
 FigureFiles render_figure(const std::filesystem::path& dir, const std::string& stem, const std::string& commands,
                           int width, int height) {
   FigureFiles files{dir / (stem + ".png"), dir / (stem + ".svg"), dir / (stem + ".gp")};
-  // The terminal comes from a variable, so the same script gives the PNG and the SVG (and a
-  // reader can run it with `gnuplot -e 'format="svg"' stem.gp`).
+  // The terminal and the output file come from variables, so the same script gives the PNG and
+  // the SVG (and a reader can run it with `gnuplot -e 'format="svg"' stem.gp`).
   std::string script = fmt::format(
       "# {}: written by bnlab; redraw with gnuplot -e 'format=\"png\"' {}.gp (or \"svg\")\n"
       "if (!exists(\"format\")) format = \"png\"\n"
+      "if (!exists(\"output_file\")) output_file = \"{}.\" . format\n"
       "if (format eq \"svg\") {{\n"
       "  set terminal svg size {},{} dynamic enhanced font \"Liberation Sans,11\" background rgb \"white\"\n"
       "}} else {{\n"
       "  set terminal pngcairo size {},{} enhanced font \"Liberation Sans,11\" background rgb \"white\"\n"
       "}}\n"
-      "set output \"{}.\" . format\n"
+      "set output output_file\n"
       "set encoding utf8\n"
       "{}\n"
       "unset output\n",
-      stem, stem, width, height, width, height, stem, commands);
-  write_file_atomically(files.script, script);
-  // gnuplot's -e commands run before the script file, so they choose the format.
-  for (const char* format : {"png", "svg"}) run_gnuplot(dir, files.script, format, stem);
-  for (const auto& file : {files.png, files.svg}) {
+      stem, stem, stem, width, height, width, height, commands);
+  // gnuplot truncates its output file as it starts, so the script and both figures go to
+  // temporaries first, renamed over the old files once both formats have succeeded: a failed
+  // or killed rerun leaves the earlier figure and its script whole.
+  const std::string temporary_suffix = fmt::format(".tmp.{}", ::getpid());
+  const std::vector<std::pair<std::filesystem::path, std::filesystem::path>> renames{
+      {dir / (files.script.filename().string() + temporary_suffix), files.script},
+      {dir / (files.png.filename().string() + temporary_suffix), files.png},
+      {dir / (files.svg.filename().string() + temporary_suffix), files.svg}};
+  try {
+    write_file_atomically(renames[0].first, script);
+    for (std::size_t i = 1; i < renames.size(); ++i) {
+      const auto& [temporary, final_file] = renames[i];
+      run_gnuplot(dir, renames[0].first, i == 1 ? "png" : "svg", temporary.filename().string(), stem);
+      std::error_code ec;
+      if (std::filesystem::file_size(temporary, ec) == 0 || ec)
+        throw std::runtime_error(fmt::format("figure {}: gnuplot wrote no {}", stem, final_file.string()));
+    }
+    for (const auto& [temporary, final_file] : renames) std::filesystem::rename(temporary, final_file);
+  } catch (...) {
     std::error_code ec;
-    if (std::filesystem::file_size(file, ec) == 0 || ec)
-      throw std::runtime_error(fmt::format("figure {}: gnuplot wrote no {}", stem, file.string()));
+    for (const auto& [temporary, final_file] : renames) std::filesystem::remove(temporary, ec);
+    throw;
   }
   return files;
 }
@@ -162,11 +183,13 @@ std::string line_panels_commands(const std::vector<LinePanel>& panels, const std
     // A series without a finite point would make gnuplot stop with "no valid points";
     // it is drawn as nothing (its title still in the key) through an impossible point instead.
     std::vector<std::string> clauses;
+    bool panel_has_data = false;
     for (std::size_t s = 0; s < panel.series.size(); ++s) {
       const Series& series = panel.series[s];
       bool any = false;
       for (std::size_t i = 0; i < std::min(series.x.size(), series.y.size()); ++i)
         any = any || (std::isfinite(series.x[i]) && std::isfinite(series.y[i]));
+      panel_has_data = panel_has_data || any;
       if (any)
         clauses.push_back(
             fmt::format("${}_{}_{} using 1:2 with {} title {}", prefix, p, s, series.style, gnuplot_quote(series.title)));
@@ -174,6 +197,12 @@ std::string line_panels_commands(const std::vector<LinePanel>& panels, const std
         clauses.push_back(fmt::format("NaN with {} title {}", series.style, gnuplot_quote(series.title + " (no data)")));
     }
     if (clauses.empty()) clauses.push_back("NaN notitle");
+    // With no finite point in the whole panel gnuplot cannot autoscale ("all points y value
+    // undefined!") and fails: the panel is drawn empty on fixed ranges instead.
+    if (!panel_has_data) {
+      if (!panel.has_yrange) text += "set yrange [0:1]\n";
+      if (panel.log_x) text += "set xrange [1:2]\n";
+    }
     text += "plot ";
     for (std::size_t i = 0; i < clauses.size(); ++i) text += (i ? ", \\\n     " : "") + clauses[i];
     text += "\n";

@@ -2,7 +2,11 @@
 // the report's encoding, the normalization worksheet's statistics, the MLPs and the step
 // trainer, and the request checks behind `bnlab experiment`.
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -12,9 +16,11 @@
 
 #include "bnlab/experiments/experiment.hpp"
 #include "bnlab/experiments/normalize.hpp"
+#include "bnlab/experiments/plotting.hpp"
 #include "bnlab/experiments/report.hpp"
 #include "bnlab/experiments/step_training.hpp"
 #include "bnlab/optim.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bnlab::experiments {
 namespace {
@@ -79,6 +85,79 @@ TEST(Report, Base64AndEscaping) {
 TEST(Report, RefusesAMissingFigure) {
   ReportSection section{"s", "S", "", {{"/nonexistent/figure.png", "caption"}}};
   EXPECT_NE(error_of([&] { render_report("t", "", {section}); }).find("/nonexistent/figure.png"), std::string::npos);
+}
+
+std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The working directory for one scope.
+class WorkingDirectory {
+public:
+  explicit WorkingDirectory(const std::filesystem::path& dir) : previous_(std::filesystem::current_path()) {
+    std::filesystem::current_path(dir);
+  }
+  ~WorkingDirectory() { std::filesystem::current_path(previous_); }
+  WorkingDirectory(const WorkingDirectory&) = delete;
+  WorkingDirectory& operator=(const WorkingDirectory&) = delete;
+
+private:
+  std::filesystem::path previous_;
+};
+
+LinePanel panel_with(std::vector<double> y, bool log_x) {
+  LinePanel panel = line_panel("t", "x", "y");
+  panel.log_x = log_x;
+  panel.series.push_back(Series{"s", {1, 2, 4}, std::move(y)});
+  return panel;
+}
+
+// `bnlab experiment` writes into out/experiments/NAME by default: a relative directory, which
+// gnuplot (its -e cd runs before it opens the script) once looked up twice.
+TEST(RenderFigure, DrawsIntoARelativeDirectory) {
+  if (!plotting_available()) GTEST_SKIP() << "gnuplot not installed";
+  bnlab::testing::ScratchDirectory scratch("bnlab_plot");
+  const WorkingDirectory inside(scratch.path());
+  std::filesystem::create_directories("figures/nested");
+  const FigureFiles files =
+      render_figure("figures/nested", "line", line_panels_commands({panel_with({1, 2, 3}, false)}, "p"), 400, 300);
+  for (const auto& file : {files.png, files.svg, files.script}) EXPECT_GT(std::filesystem::file_size(file), 0u);
+  EXPECT_EQ(file_bytes(files.png).substr(1, 3), "PNG");
+}
+
+// Every run of a panel diverged: the panel is drawn empty rather than gnuplot failing.
+TEST(RenderFigure, DrawsAPanelWithoutAnyFinitePoint) {
+  if (!plotting_available()) GTEST_SKIP() << "gnuplot not installed";
+  bnlab::testing::ScratchDirectory scratch("bnlab_plot");
+  const double nan = std::nan("");
+  for (const bool log_x : {false, true})
+    EXPECT_NO_THROW(render_figure(scratch.path(), log_x ? "empty_log" : "empty",
+                                  line_panels_commands({panel_with({nan, nan, nan}, log_x), line_panel("none", "x", "y")},
+                                                       "p"),
+                                  400, 300));
+}
+
+// gnuplot truncates its output as it starts; a rerun that fails must leave the earlier
+// figure, its script and nothing else behind.
+TEST(RenderFigure, AFailedRerunKeepsTheEarlierFigure) {
+  if (!plotting_available()) GTEST_SKIP() << "gnuplot not installed";
+  bnlab::testing::ScratchDirectory scratch("bnlab_plot");
+  const FigureFiles files =
+      render_figure(scratch.path(), "fig", line_panels_commands({panel_with({1, 2, 3}, false)}, "p"), 400, 300);
+  const std::string png = file_bytes(files.png), svg = file_bytes(files.svg), script = file_bytes(files.script);
+  const std::string error = error_of([&] {
+    render_figure(scratch.path(), "fig", "plot $no_such_datablock using 1:2 with lines\n", 400, 300);
+  });
+  EXPECT_NE(error.find("figure fig: gnuplot failed drawing the png"), std::string::npos) << error;
+  EXPECT_EQ(file_bytes(files.png), png);
+  EXPECT_EQ(file_bytes(files.svg), svg);
+  EXPECT_EQ(file_bytes(files.script), script);
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(scratch.path()))
+    names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"fig.gnuplot.log", "fig.gp", "fig.png", "fig.svg"}));
 }
 
 TEST(Normalize, WorksheetStatistics) {
