@@ -97,6 +97,14 @@ void check_batch_size_options(const BatchSizeOptions& o) {
   check_data_options(o.data);
 }
 
+void check_batch_sizes_fit(const BatchSizeOptions& options, std::int64_t train_examples) {
+  const auto largest = *std::max_element(options.batch_sizes.begin(), options.batch_sizes.end());
+  if (largest > train_examples)
+    throw std::invalid_argument(fmt::format("batch size {} is larger than the {} training images (raise "
+                                            "--train-limit or drop that batch size)",
+                                            largest, train_examples));
+}
+
 BatchSizeResult train_batch_size(const BatchSizeOptions& options, std::ostream& out) {
   check_batch_size_options(options);
   BatchSizeResult result;
@@ -104,11 +112,7 @@ BatchSizeResult train_batch_size(const BatchSizeOptions& options, std::ostream& 
   const SeedData data = load_seed_data(options.data);
   result.train_examples = data.train.size();
   result.validation_examples = data.validation.size();
-  const auto largest = *std::max_element(options.batch_sizes.begin(), options.batch_sizes.end());
-  if (largest > data.train.size())
-    throw std::invalid_argument(fmt::format("batch size {} is larger than the {} training images (raise "
-                                            "--train-limit or drop that batch size)",
-                                            largest, data.train.size()));
+  check_batch_sizes_fit(options, data.train.size());
   out << fmt::format("[batch-size] {} epochs over {} training images per run (the same examples for every batch "
                      "size); learning rate {} x batch / {}; validation on {} images\n",
                      options.epochs, data.train.size(), options.base_learning_rate, options.reference_batch,

@@ -118,12 +118,16 @@ std::filesystem::path run_experiment(const ExperimentRequest& r, std::ostream& o
   const auto root = r.out_dir.empty() ? default_experiment_dir("all") : r.out_dir;
   for (const auto& name : {"covariate-shift", "learning-rate", "batch-size", "normalize"})
     prepare_output_directory(root / name, "output directory");
+  // batch-size runs last; its largest batch is checked against the data it will get now, not
+  // after the others have trained for minutes.
+  const BatchSizeOptions batch_size = batch_size_options(r);
+  check_batch_sizes_fit(batch_size, load_seed_data(batch_size.data).train.size());
   detail::Stopwatch clock;
   std::vector<ExperimentOutput> outputs;
   outputs.push_back(run_normalize(normalize_options(r), out));
   outputs.push_back(run_covariate_shift(covariate_shift_options(r), out));
   outputs.push_back(run_learning_rate(learning_rate_options(r), out));
-  outputs.push_back(run_batch_size(batch_size_options(r), out));
+  outputs.push_back(run_batch_size(batch_size, out));
   std::vector<ReportSection> sections;
   std::string links;
   for (const auto& o : outputs) {

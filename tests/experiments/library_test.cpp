@@ -20,6 +20,7 @@
 #include "bnlab/experiments/report.hpp"
 #include "bnlab/experiments/step_training.hpp"
 #include "bnlab/optim.hpp"
+#include "experiments_support.hpp"
 #include "support/temp_dir.hpp"
 
 namespace bnlab::experiments {
@@ -272,6 +273,23 @@ TEST(ExperimentRequest, RefusesBadInputWithClearMessages) {
   EXPECT_EQ(refused([](ExperimentRequest& r) { r.steps = 10; }), "(no exception)");
   EXPECT_EQ(default_experiment_dir("learning-rate"), "out/experiments/learning-rate");
   EXPECT_EQ(default_experiment_dir("all"), "out/experiments");
+}
+
+// `all` runs batch-size last: a training set smaller than its largest batch (512) is refused
+// before the first experiment, not after minutes of the others' training.
+TEST(ExperimentRequest, AllRefusesATrainingSetSmallerThanTheLargestBatchFirst) {
+  bnlab::testing::ScratchDirectory scratch("bnlab_all");
+  ExperimentRequest r;
+  r.name = "all";
+  r.out_dir = scratch.path() / "out";
+  r.data_dir = testing::test_data_dir(scratch.path());
+  r.validation = 100;
+  r.train_limit = 300;
+  std::ostringstream out;
+  if (!plotting_available()) GTEST_SKIP() << "gnuplot not installed";
+  EXPECT_EQ(error_of([&] { run_experiment(r, out); }),
+            "batch size 512 is larger than the 300 training images (raise --train-limit or drop that batch size)");
+  EXPECT_EQ(out.str(), "");  // nothing ran
 }
 
 }  // namespace

@@ -70,6 +70,9 @@ struct BatchSizeResult {
 // epochs < 1, a bad learning rate or momentum, no validation set, or bad data options; a batch
 // larger than the training set is refused when the data are loaded.
 void check_batch_size_options(const BatchSizeOptions& options);
+// Throws std::invalid_argument, naming both numbers, when the largest batch size exceeds the
+// train_examples the data options give.
+void check_batch_sizes_fit(const BatchSizeOptions& options, std::int64_t train_examples);
 BatchSizeResult train_batch_size(const BatchSizeOptions& options, std::ostream& out);
 ExperimentOutput write_batch_size(const BatchSizeResult& result);
 ExperimentOutput run_batch_size(const BatchSizeOptions& options, std::ostream& out);
