@@ -20,6 +20,11 @@ Shape Dropout::build(const Shape& input_shape, Rng& rng) {
                                             detail::describe(*this), detail::batch_shape_string(input_shape)));
   seed_ = configured_seed_ ? *configured_seed_ : rng();
   step_ = 0;
+  if (resume_) {
+    if (resume_->seed) seed_ = *resume_->seed;
+    step_ = resume_->step;
+    resume_.reset();
+  }
   input_shape_ = input_shape;
   output_shape_ = input_shape;
   built_ = true;
@@ -54,9 +59,17 @@ const Tensor& Dropout::backward(const Tensor& dy) {
   return dx;
 }
 
+void Dropout::resume_mask_stream(std::optional<std::uint64_t> seed, std::uint64_t step) {
+  resume_ = MaskStream{seed, step};
+}
+
 LayerConfig Dropout::config() const {
   LayerConfig config{{"rate", fmt::format("{}", rate_)}};
   if (configured_seed_) config["seed"] = std::to_string(*configured_seed_);
+  if (built_) {
+    if (!configured_seed_) config["mask_seed"] = std::to_string(seed_);
+    config["mask_step"] = std::to_string(step_);
+  }
   return config;
 }
 

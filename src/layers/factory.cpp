@@ -193,7 +193,11 @@ std::unique_ptr<Layer> make_layer(const std::string& type_name, const LayerConfi
   } else if (type_name == "Dropout") {
     if (!r.find("rate")) throw std::invalid_argument("make_layer: Dropout config needs \"rate\"");
     const float rate = r.get_float("rate", 0.0f);
-    layer = std::make_unique<Dropout>(rate, r.get_optional_u64("seed"));
+    auto dropout = std::make_unique<Dropout>(rate, r.get_optional_u64("seed"));
+    const std::optional<std::uint64_t> mask_seed = r.get_optional_u64("mask_seed");
+    const std::optional<std::uint64_t> mask_step = r.get_optional_u64("mask_step");
+    if (mask_seed || mask_step) dropout->resume_mask_stream(mask_seed, mask_step.value_or(0));
+    layer = std::move(dropout);
   } else if (type_name == "BatchNormalization") {
     layer = make_batch_normalization(r);
   } else {

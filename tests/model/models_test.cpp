@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -265,6 +266,45 @@ TEST(SeedModels, SaveLoadThroughTheLayerFactory) {
     EXPECT_EQ(ha.loss, hb.loss);
     const Tensor c = original.predict(test.x), d = loaded.predict(test.x);
     EXPECT_EQ(std::memcmp(c.data(), d.data(), sizeof(float) * c.size()), 0);
+  }
+  fs::remove_all(dir);
+}
+
+// Dropout's masks come from (seed, training forwards so far): a model file keeps both, so a
+// loaded model draws the next mask of the stream rather than the first again, whether the seed
+// was given or drawn from the model's.
+TEST(SeedModels, SaveLoadWithDropoutContinuesTheMaskStream) {
+  namespace fs = std::filesystem;
+  std::string dir = (fs::temp_directory_path() / "bnlab_models_XXXXXX").string();
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/dropout.bnlb";
+  const Images train = make_images(64, 3), test = make_images(16, 4);
+  FitOptions o;
+  o.epochs = 1;
+  o.batch_size = 16;
+  o.seed = 5;
+  o.verbose = Verbosity::silent;
+  for (const bool seeded : {true, false}) {
+    SCOPED_TRACE(seeded ? "seeded Dropout" : "Dropout seeded by the model");
+    Sequential original;
+    original.add(std::make_unique<Flatten>());
+    original.add(std::make_unique<Dense>(32, "relu"));
+    original.add(std::make_unique<Dropout>(0.5f, seeded ? std::optional<std::uint64_t>(7) : std::nullopt));
+    original.add(std::make_unique<Dense>(10, "softmax"));
+    original.build({28, 28}, 11);
+    original.compile(std::make_unique<SGD>(0.05));
+    original.fit(train.x, train.y, o);
+    original.save(path);
+    Sequential loaded = Sequential::load(path);
+    EXPECT_EQ(static_cast<const Dropout&>(loaded.layer(2)).seed(), static_cast<const Dropout&>(original.layer(2)).seed());
+    EXPECT_EQ(static_cast<const Dropout&>(loaded.layer(2)).mask_step(), 4u);  // 64 / 16 training forwards
+    FitOptions more = o;
+    more.epochs = 2;
+    more.initial_epoch = 1;
+    const History ha = original.fit(train.x, train.y, more), hb = loaded.fit(train.x, train.y, more);
+    EXPECT_EQ(ha.loss, hb.loss);
+    const Tensor a = original.predict(test.x), b = loaded.predict(test.x);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()), 0);
   }
   fs::remove_all(dir);
 }

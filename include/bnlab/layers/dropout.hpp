@@ -10,6 +10,9 @@
 //   the same masks for the same seed whatever the thread count. Without a seed, build() draws
 //   one from its rng, so the model's seed decides. Inference forward and rate 0 return x
 //   itself (a handle, no copy); backward then returns dy. No parameters.
+//   config() of a built layer carries the mask stream's state ("mask_step", and "mask_seed"
+//   when the seed was drawn), so a saved and loaded model goes on with the next mask, not the
+//   first one again.
 
 #include <cstdint>
 #include <optional>
@@ -32,6 +35,11 @@ public:
 
   float rate() const { return rate_; }
   std::uint64_t seed() const { return seed_; }
+  // Training forwards so far: the position in the mask stream.
+  std::uint64_t mask_step() const { return step_; }
+  // The next build() resumes the mask stream at (seed, step) instead of starting it afresh
+  // (seed: the drawn one; nullopt keeps the configured or a newly drawn seed).
+  void resume_mask_stream(std::optional<std::uint64_t> seed, std::uint64_t step);
   // The mask of the last training forward (0 or 1 / (1 - rate) per element).
   const Tensor& mask() const { return mask_.tensor(); }
 
@@ -40,6 +48,11 @@ private:
   std::optional<std::uint64_t> configured_seed_;
   std::uint64_t seed_ = 0;
   std::uint64_t step_ = 0;  // training forwards so far: the mask stream
+  struct MaskStream {
+    std::optional<std::uint64_t> seed;
+    std::uint64_t step;
+  };
+  std::optional<MaskStream> resume_;
   bool masked_ = false;     // whether the last forward applied a mask
   detail::BatchBuffer mask_;
   detail::BatchBuffer y_;
