@@ -83,7 +83,7 @@ void check_batch_size_options(const BatchSizeOptions& o) {
   for (const auto b : o.batch_sizes)
     if (b < 2)
       throw std::invalid_argument(
-          fmt::format("batch size is {}, must be >= 2 (BatchNormalization needs 2 examples)", b));
+          fmt::format("batch size is {}, must be >= 2 (over a single example BatchNormalization outputs only beta)", b));
   if (o.epochs < 1) throw std::invalid_argument(fmt::format("epochs is {}, must be >= 1", o.epochs));
   if (!std::isfinite(o.base_learning_rate) || o.base_learning_rate <= 0)
     throw std::invalid_argument(

@@ -146,6 +146,13 @@ void check_shape(const BatchNormShape& shape, const char* who) {
         fmt::format("{}: input is empty (N={}, C={}, H*W={})", who, shape.batch, shape.channels, shape.spatial));
   if (shape.layout == Layout::NC && shape.spatial != 1)
     throw std::invalid_argument(fmt::format("{}: layout NC has no spatial extent, got H*W={}", who, shape.spatial));
+  // Every index and byte count below is N*C*S or less, in bytes: it must fit an int64.
+  std::int64_t count = 0, bytes = 0;
+  if (__builtin_mul_overflow(shape.batch, shape.channels, &count) ||
+      __builtin_mul_overflow(count, shape.spatial, &count) ||
+      __builtin_mul_overflow(count, static_cast<std::int64_t>(sizeof(float)), &bytes))
+    throw std::invalid_argument(fmt::format("{}: N*C*H*W overflows a 64-bit byte count (N={}, C={}, H*W={})", who,
+                                            shape.batch, shape.channels, shape.spatial));
 }
 
 void check_epsilon(float epsilon, const char* who) {
@@ -155,14 +162,6 @@ void check_epsilon(float epsilon, const char* who) {
 
 void check_pointer(const void* p, const char* name, const char* who) {
   if (!p) throw std::invalid_argument(fmt::format("{}: {} is null", who, name));
-}
-
-void check_training_count(const BatchNormShape& shape, const char* who) {
-  if (shape.count_per_channel() < 2)
-    throw std::invalid_argument(fmt::format(
-        "{}: expected more than 1 value per channel when training, got N={} with H*W={} (input of {} values per "
-        "channel): the batch variance of a single value is undefined; use a batch of at least 2 or inference mode",
-        who, shape.batch, shape.spatial, shape.count_per_channel()));
 }
 
 // The order in which each thread runs its share of the tasks (the shares themselves are
@@ -416,7 +415,6 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
   const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
   check_epsilon(epsilon, who);
-  check_training_count(shape, who);
   check_pointer(x, "x", who);
   check_pointer(y, "y", who);
   check_pointer(saved_mean, "saved_mean", who);
@@ -700,7 +698,6 @@ BNLAB_MULTIVERSION void batchnorm_backward(const BatchNormShape& shape, const fl
   constexpr const char* who = "batchnorm_backward";
   const profile::Scope timed(profile::Section::batchnorm);
   check_shape(shape, who);
-  check_training_count(shape, who);
   check_pointer(saved_mean, "saved_mean", who);
   check_pointer(saved_inv_std, "saved_inv_std", who);
   backward_common(

@@ -100,10 +100,13 @@ const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
                                          gamma, beta, options_.epsilon, y.data());
     return y;
   }
-  if (shape.count_per_channel() < 2)
+  // Keras normalizes a single value per channel (its biased variance is 0, the output beta);
+  // PyTorch refuses it, since its running variance is unbiased.
+  if (options_.convention == BatchNormConvention::pytorch && shape.count_per_channel() < 2)
     throw std::invalid_argument(fmt::format(
-        "{}: training needs more than one value per channel, got input {} ({} per channel)", detail::describe(*this),
-        x.shape_string(), shape.count_per_channel()));
+        "{}: expected more than 1 value per channel when training (PyTorch's convention: the running variance is "
+        "unbiased), got input {} ({} per channel)",
+        detail::describe(*this), x.shape_string(), shape.count_per_channel()));
   kernels::batchnorm_forward_training(shape, x.data(), gamma, beta, options_.epsilon, y.data(), saved_mean_.data(),
                                       saved_inv_std_.data(), batch_variance_.data());
   if (options_.convention == BatchNormConvention::keras) {

@@ -262,6 +262,36 @@ TEST(BatchNormNumerics, NonFiniteInputsPropagateAsNaN) {
   }
 }
 
+// A single value per channel (fit's last batch when N % batch_size == 1): Keras normalizes it
+// (mean = x, biased variance 0, y = beta); the backward is then dx = 0 (to a rounding),
+// dgamma = 0, dbeta = dy.
+TEST(BatchNormNumerics, ASingleValuePerChannelGivesBeta) {
+  for (Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    const BatchNormShape s{1, 20, 1, layout};
+    const auto x = random_normal(20, 3.0f, 5.0f, 7), dy = random_normal(20, 0.0f, 1.0f, 8);
+    const auto gamma = random_normal(20, 1.0f, 0.5f, 9), beta = random_normal(20, 0.0f, 1.0f, 10);
+    for (auto act : {FusedActivation::none, FusedActivation::relu}) {
+      std::vector<float> y(20), mean(20), inv(20), var(20, -1.0f), dx(20, -1.0f), dgamma(20, -1.0f), dbeta(20);
+      kernels::batchnorm_forward_training(s, x.data(), gamma.data(), beta.data(), 1e-3f, y.data(), mean.data(),
+                                          inv.data(), var.data(), act);
+      kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), inv.data(),
+                                  dx.data(), dgamma.data(), dbeta.data(), act);
+      for (int c = 0; c < 20; ++c) {
+        SCOPED_TRACE(to_string(layout) + " channel " + std::to_string(c));
+        const bool passes = act == FusedActivation::none || beta[c] > 0.0f;
+        EXPECT_EQ(mean[c], x[c]);
+        EXPECT_EQ(var[c], 0.0f);
+        EXPECT_FLOAT_EQ(inv[c], 1.0f / std::sqrt(1e-3f));
+        EXPECT_EQ(y[c], passes ? beta[c] : 0.0f);
+        // dy * a + c, a = gamma * inv_std and c = -a * dy in float: zero up to one rounding.
+        EXPECT_NEAR(dx[c], 0.0f, 1e-6f * std::abs(gamma[c] * inv[c] * dy[c]));
+        EXPECT_EQ(dgamma[c], 0.0f);
+        EXPECT_EQ(dbeta[c], passes ? dy[c] : 0.0f);
+      }
+    }
+  }
+}
+
 // The fused ReLU's NaN rule, where one NaN does not poison the statistics (inference): the
 // output is NaN where x is, and the backward's mask lets the gradient through there, as
 // torch.relu's does after F.batch_norm in eval mode: dbeta counts it. (dx is NaN there, where
@@ -466,18 +496,19 @@ TEST(BatchNormBadInput, KernelsNameTheArgument) {
                                    inv.data(), nullptr);
       },
       {"negative"});
+  // A byte count past int64 (the product alone would wrap, and the loops would walk past x).
   expect_invalid(
       [&] {
-        batchnorm_forward_training({1, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(),
-                                   inv.data(), nullptr);
+        batchnorm_forward_training({std::int64_t{1} << 62, 4, 1, Layout::NC}, x.data(), nullptr, nullptr, 1e-3f,
+                                   y.data(), mean.data(), inv.data(), nullptr);
       },
-      {"more than 1 value per channel", "N=1"});
+      {"overflows", "N=4611686018427387904", "C=4"});
   expect_invalid(
       [&] {
-        batchnorm_forward_training({1, 4, 1, Layout::NCHW}, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(),
-                                   inv.data(), nullptr);
+        kernels::batchnorm_forward_inference({std::int64_t{1} << 40, std::int64_t{1} << 21, 1, Layout::NC}, x.data(),
+                                             mean.data(), var.data(), nullptr, nullptr, 1e-3f, y.data());
       },
-      {"more than 1 value per channel"});
+      {"overflows"});
   for (float eps : {0.0f, -1e-3f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()})
     expect_invalid(
         [&] {

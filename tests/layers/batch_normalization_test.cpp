@@ -232,11 +232,40 @@ TEST(BatchNormalization, BadArgumentsThrowNamingThem) {
   BNLAB_EXPECT_INVALID(BatchNorm1d(0), "num_features", "0");
   BatchNormalization bn;
   bn.build({4}, rng);
-  // One value per channel in training: the variance is undefined (PyTorch refuses it too).
-  BNLAB_EXPECT_INVALID(bn.forward(Tensor({1, 4}, Layout::NC), true), "BatchNormalization", "(1, 4)",
-                       "more than one value per channel");
-  EXPECT_NO_THROW(bn.forward(Tensor({1, 4}, Layout::NC), false));
+  // One value per channel in training: PyTorch's convention refuses it (its running variance
+  // is unbiased); Keras's is tested below.
+  BatchNormalization torch_bn = BatchNorm1d(4);
+  torch_bn.build({4}, rng);
+  BNLAB_EXPECT_INVALID(torch_bn.forward(Tensor({1, 4}, Layout::NC), true), "BatchNormalization", "(1, 4)",
+                       "more than 1 value per channel");
+  EXPECT_NO_THROW(torch_bn.forward(Tensor({1, 4}, Layout::NC), false));
   BNLAB_EXPECT_INVALID(bn.forward(Tensor({2, 5}, Layout::NC), true), "(2, 5)", "(None, 4)");
+}
+
+// Keras trains on a batch of one (fit's last batch when N % batch_size == 1): the mean is the
+// value, the biased variance 0, so the output is beta, the moving variance decays towards 0,
+// and the backward gives dx = 0 (to a rounding), dgamma = 0, dbeta = dy.
+TEST(BatchNormalization, KerasConventionTrainsOnASingleValuePerChannel) {
+  Rng rng(0);
+  BatchNormalization bn;
+  bn.build({3}, rng);
+  bn.beta().value[1] = 0.25f;
+  const Tensor x = Tensor::from({1, 3}, {1.0f, -2.0f, 30.0f}, Layout::NC);
+  const Tensor y = bn.forward(x, true);
+  EXPECT_EQ(std::vector<float>(y.data(), y.data() + 3), (std::vector<float>{0.0f, 0.25f, 0.0f}));
+  const Tensor& moving_mean = bn.moving_mean().value;
+  const Tensor& moving_variance = bn.moving_variance().value;
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(moving_mean[c], 0.01f * x[c], 1e-5f * std::abs(x[c]));  // momentum 0.99, from 0
+    EXPECT_FLOAT_EQ(moving_variance[c], 0.99f);     // from 1, towards 0
+  }
+  const Tensor dy = Tensor::from({1, 3}, {0.5f, -1.0f, 2.0f}, Layout::NC);
+  const Tensor dx = bn.backward(dy);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(dx[c], 0.0f, 1e-6f * std::abs(dy[c]) / std::sqrt(1e-3f));  // one rounding
+    EXPECT_EQ(bn.gamma().grad[c], 0.0f);
+    EXPECT_EQ(bn.beta().grad[c], dy[c]);
+  }
 }
 
 }  // namespace

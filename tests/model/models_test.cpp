@@ -270,6 +270,26 @@ TEST(SeedModels, SaveLoadThroughTheLayerFactory) {
   fs::remove_all(dir);
 }
 
+// 33 images in batches of 32 end each epoch on a batch of one, which Keras's BatchNormalization
+// normalizes to beta (variance 0) rather than refusing: fit trains through it.
+TEST(SeedModels, FitThroughALastBatchOfOne) {
+  const Images train = make_images(33, 6);
+  FitOptions o;
+  o.epochs = 2;
+  o.verbose = Verbosity::silent;
+  for (const std::string& name : seed_model_names()) {
+    SCOPED_TRACE(name);
+    Sequential model = make_seed_model(name, 3);
+    model.compile(std::make_unique<SGD>(1e-3));
+    History history;
+    ASSERT_NO_THROW(history = model.fit(train.x, train.y, o));
+    ASSERT_EQ(history.loss.size(), 2u);
+    EXPECT_TRUE(std::isfinite(history.loss[1]));
+    const Tensor p = model.predict(train.x);
+    for (std::int64_t i = 0; i < p.size(); ++i) ASSERT_TRUE(std::isfinite(p[i]));
+  }
+}
+
 // Dropout's masks come from (seed, training forwards so far): a model file keeps both, so a
 // loaded model draws the next mask of the stream rather than the first again, whether the seed
 // was given or drawn from the model's.

@@ -7,8 +7,8 @@
 // Batches: each epoch is a seeded permutation (data::BatchIterator, so a seed gives the same
 // batches everywhere) cut into floor(N / batch_size) full batches; the short remainder is
 // dropped, because BatchNormalization's statistics over a remainder of one or two examples
-// would be degenerate (one example has no variance) and would make the batch size, the very
-// thing some experiments vary, differ from step to step.
+// would be degenerate (one example has variance 0: every output is beta) and would make the
+// batch size, the very thing some experiments vary, differ from step to step.
 
 #include <cstdint>
 #include <string>

@@ -12,8 +12,9 @@
 // count and every vector width: reductions follow a fixed order set by the shape alone.
 //
 // Errors: std::invalid_argument naming the argument and its value (non-positive dimensions,
-// epsilon <= 0 or not finite, momentum outside [0, 1], a channel with a single value in
-// training, a required pointer that is null). Non-finite inputs propagate as NaN.
+// N*C*S whose byte count overflows int64, epsilon <= 0 or not finite, momentum outside [0, 1],
+// a required pointer that is null, the unbiased running variance of a single value per
+// channel). Non-finite inputs propagate as NaN.
 
 #include <cstdint>
 #include <optional>
@@ -40,7 +41,9 @@ enum class FusedActivation { none, relu };
 //   x, y: N*C*S in shape.layout (y may alias x); gamma, beta: C or nullptr (scale/center off:
 //   gamma = 1, beta = 0). Writes saved_mean[C] and saved_inv_std[C] (what backward needs) and,
 //   when batch_variance is not null, the biased batch variance[C] (for the moving statistics).
-// Requires m = N*S >= 2: the variance of a single value is undefined.
+// With a single value per channel (m = N*S = 1) the mean is that value and the biased variance
+// 0, so y = act(beta), as in Keras (tf.nn.moments); PyTorch's nn.BatchNorm refuses such a batch
+// in training, and so do the pytorch-convention layer and update_running_statistics_pytorch.
 void batchnorm_forward_training(const BatchNormShape& shape, const float* x, const float* gamma, const float* beta,
                                 float epsilon, float* y, float* saved_mean, float* saved_inv_std, float* batch_variance,
                                 FusedActivation activation = FusedActivation::none);

@@ -15,7 +15,9 @@
 //   min_input_rank..max_input_rank whose `axis` (Keras numbering: 0 is the batch, negative
 //   counts from the end) is the last dimension (channels last: {features} -> NC kernel,
 //   {H, W, C} -> NHWC kernel) or dimension 1 (channels first: {C, H, W} -> NCHW kernel);
-//   num_features, when given, equal to that dimension. Training needs N * H * W >= 2.
+//   num_features, when given, equal to that dimension. Training with the PyTorch convention
+//   needs N * H * W >= 2 (its running variance is unbiased); with Keras's a single value per
+//   channel normalizes to beta (variance 0), as Keras does.
 // ENSURES
 //   parameters() in Keras's order: gamma (when scale), beta (when center), both trainable;
 //   moving_mean, moving_variance, non-trainable with undefined grad (2C + 2C for summary()).
