@@ -78,7 +78,11 @@ struct EvaluateResult {
   double accuracy = 0.0;
 };
 
-// Thrown by fit() when a batch's loss is NaN or infinite; no update is applied for that batch.
+// Thrown by fit() when a batch's loss is NaN or infinite. The weights and the optimizer's state
+// get no update from that batch; the forward pass has already run in training mode, so layer
+// state it keeps (BatchNormalization's moving statistics, Dropout's mask stream) has taken the
+// batch in, as in Keras, where TerminateOnNaN stops after the step: a batch with NaN inputs
+// leaves NaN moving statistics, and the model should be reloaded from its last good save.
 class NonFiniteLossError : public std::runtime_error {
 public:
   NonFiniteLossError(int epoch, std::int64_t step, double loss, History history);

@@ -15,7 +15,7 @@ namespace bnlab {
 
 NonFiniteLossError::NonFiniteLossError(int epoch, std::int64_t step, double loss, History history)
     : std::runtime_error(fmt::format("fit: loss became {} at epoch {}, step {}; training stopped before that "
-                                     "step's update (lower the learning rate or check the inputs)",
+                                     "step's weight update (lower the learning rate or check the inputs)",
                                      loss, epoch + 1, step + 1)),
       epoch_(epoch),
       step_(step),
