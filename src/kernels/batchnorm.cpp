@@ -366,11 +366,18 @@ BNLAB_MULTIVERSION void finish_channels(std::int64_t width, double m, float epsi
                                 saved_inv_std, variance, scale);
 }
 
+// How many channels satisfy `test`: a count, not a bool, since GCC vectorizes an integer sum
+// and not a bool's or.
+template <class Test>
+BNLAB_INLINE std::int64_t count_where(std::int64_t width, Test test) {
+  std::int64_t count = 0;
+  for (std::int64_t c = 0; c < width; ++c) count += test(c) ? 1 : 0;
+  return count;
+}
+
 BNLAB_MULTIVERSION bool any_needs_recentre(std::int64_t width, double m, const double* __restrict sum,
                                            const double* __restrict sum_sq) {
-  std::int64_t far = 0;  // a count, not a bool: GCC vectorizes an integer sum, not a bool's or
-  for (std::int64_t c = 0; c < width; ++c) far += needs_recentre(sum[c], sum_sq[c], m) ? 1 : 0;
-  return far > 0;
+  return count_where(width, [&](std::int64_t c) { return needs_recentre(sum[c], sum_sq[c], m); }) > 0;
 }
 
 float channel_pivot(const Plan& plan, const float* x, std::int64_t c) {
@@ -396,6 +403,45 @@ void channel_pivots(const Plan& plan, const float* x, float* pivot) {
   }
   const float count = static_cast<float>(samples);
   for (std::int64_t c = 0; c < width; ++c) pivot[c] /= count;
+}
+
+// Finite values near the top of float's range overflow two float sums whose results fit a
+// float: the pivot (two first values of 2e38), and the loops' partial sums of up to 16 squared
+// deviations before they reach double (a variance above about 2e37). Such a channel is summed
+// again in double, value by value in the channel's order: its pivot, when the float one
+// overflowed and the double one does not (a NaN or infinite value stays what it is), and its
+// moments. Only channels whose moments came out non-finite are looked at.
+BNLAB_INLINE bool unusual_moments(double sum, double sum_sq) { return !std::isfinite(sum) | std::isinf(sum_sq); }
+
+BNLAB_MULTIVERSION bool any_unusual_moments(std::int64_t width, const double* __restrict sum,
+                                            const double* __restrict sum_sq) {
+  return count_where(width, [&](std::int64_t c) { return unusual_moments(sum[c], sum_sq[c]); }) > 0;
+}
+
+void repair_channel_moments(const Plan& plan, const float* x, std::int64_t c, float& pivot, double& sum,
+                            double& sum_sq) {
+  bool redo = std::isfinite(sum) && std::isinf(sum_sq);
+  if (!std::isfinite(pivot)) {
+    const std::int64_t samples = std::min(pivot_samples, plan.m);
+    double s = 0.0;
+    for (std::int64_t i = 0; i < samples; ++i) s += x[plan.element(c, i)];
+    const auto in_double = static_cast<float>(s / static_cast<double>(samples));
+    redo = std::isfinite(in_double);
+    if (redo) pivot = in_double;
+  }
+  if (!redo) return;
+  sum = sum_sq = 0.0;
+  for (std::int64_t i = 0; i < plan.m; ++i) {
+    const double d = static_cast<double>(x[plan.element(c, i)]) - static_cast<double>(pivot);
+    sum += d;
+    sum_sq += d * d;
+  }
+}
+
+void repair_moments(const Plan& plan, const float* x, float* pivot, double* sum, double* sum_sq) {
+  if (!any_unusual_moments(plan.C, sum, sum_sq)) return;
+  for (std::int64_t c = 0; c < plan.C; ++c)
+    if (unusual_moments(sum[c], sum_sq[c])) repair_channel_moments(plan, x, c, pivot[c], sum[c], sum_sq[c]);
 }
 
 void store_statistics(const ChannelStatistics& st, std::int64_t c, float* saved_mean, float* saved_inv_std,
@@ -434,10 +480,12 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
       float pivot = channel_pivot(plan, x, c);
       double sum, sum_sq;
       moments(pivot, sum, sum_sq);
+      if (unusual_moments(sum, sum_sq)) repair_channel_moments(plan, x, c, pivot, sum, sum_sq);
       if (needs_recentre(sum, sum_sq, m)) {
         pivot = static_cast<float>(pivot + sum / m);
         moments(pivot, sum, sum_sq);
       }
+      if (unusual_moments(sum, sum_sq)) repair_channel_moments(plan, x, c, pivot, sum, sum_sq);
       const auto st =
           finish_statistics(sum, sum_sq, m, pivot, epsilon, value_or(gamma, c, 1.0f), value_or(beta, c, 0.0f));
       store_statistics(st, c, saved_mean, saved_inv_std, batch_variance);
@@ -457,13 +505,17 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
   double *sum = scratch.doubles(0), *sum_sq = scratch.doubles(1);
   channel_pivots(plan, x, pivot);
   channel_moments(plan, scratch, x, pivot, sum, sum_sq);
+  repair_moments(plan, x, pivot, sum, sum_sq);
 
   // Branch-free first, so the common case (no channel to re-centre) vectorizes.
   const bool recentre = any_needs_recentre(width, m, sum, sum_sq);
   if (recentre)
     for (std::int64_t c = 0; c < width; ++c)
       if (needs_recentre(sum[c], sum_sq[c], m)) pivot[c] = static_cast<float>(pivot[c] + sum[c] / m);
-  if (recentre) channel_moments(plan, scratch, x, pivot, sum, sum_sq);
+  if (recentre) {
+    channel_moments(plan, scratch, x, pivot, sum, sum_sq);
+    repair_moments(plan, x, pivot, sum, sum_sq);
+  }
 
   finish_channels(width, m, epsilon, sum, sum_sq, pivot, gamma, centered_mean, saved_mean, saved_inv_std,
                   batch_variance, scale);

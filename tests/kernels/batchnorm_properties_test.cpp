@@ -262,6 +262,44 @@ TEST(BatchNormNumerics, NonFiniteInputsPropagateAsNaN) {
   }
 }
 
+// Finite values near the top of float's range: the pivot (the mean of a channel's first
+// values) and the float partial sums of squares would overflow, though the mean and the
+// variance fit a float. Channel 0: values of 2e38 (mean 2e38, variance 0); channel 1:
+// +-1.3e19 (variance 1.69e38); channel 2: ordinary values beside them.
+TEST(BatchNormNumerics, HugeFiniteValuesGiveFiniteStatistics) {
+  for (Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    for (const std::int64_t batch : {2, 16, 40}) {
+      const BatchNormShape s{batch, 3, layout == Layout::NC ? 1 : 5, layout};
+      const auto n = static_cast<std::size_t>(s.size());
+      std::vector<float> x(n);
+      std::int64_t k = 0;
+      for (std::int64_t nn = 0; nn < s.batch; ++nn)
+        for (std::int64_t i = 0; i < s.spatial; ++i, ++k) {
+          x[reference::index_of(s, nn, 0, i)] = 2e38f;
+          x[reference::index_of(s, nn, 1, i)] = k % 2 ? 1.3e19f : -1.3e19f;
+          x[reference::index_of(s, nn, 2, i)] = static_cast<float>(k % 7);
+        }
+      const double m = static_cast<double>(s.count_per_channel());
+      const double mean1 = (m - 2 * std::floor(m / 2)) * -1.3e19 / m;  // an odd count leaves one -1.3e19
+      std::vector<float> y(n), mean(3), inv(3), var(3);
+      kernels::batchnorm_forward_training(s, x.data(), nullptr, nullptr, 1e-3f, y.data(), mean.data(), inv.data(),
+                                          var.data());
+      SCOPED_TRACE(to_string(layout) + " N=" + std::to_string(batch));
+      EXPECT_EQ(mean[0], 2e38f);
+      EXPECT_EQ(var[0], 0.0f);
+      EXPECT_NEAR(mean[1], mean1, 1e-6 * 1.3e19);
+      EXPECT_NEAR(var[1], 1.69e38 - mean1 * mean1, 1e-6 * 1.69e38);
+      for (std::int64_t nn = 0; nn < s.batch; ++nn)
+        for (std::int64_t i = 0; i < s.spatial; ++i) {
+          EXPECT_EQ(y[reference::index_of(s, nn, 0, i)], 0.0f);
+          const float v = x[reference::index_of(s, nn, 1, i)];
+          EXPECT_NEAR(y[reference::index_of(s, nn, 1, i)], (v - mean1) / std::sqrt(1.69e38 - mean1 * mean1), 1e-5);
+          EXPECT_TRUE(std::isfinite(y[reference::index_of(s, nn, 2, i)]));
+        }
+    }
+  }
+}
+
 // A single value per channel (fit's last batch when N % batch_size == 1): Keras normalizes it
 // (mean = x, biased variance 0, y = beta); the backward is then dx = 0 (to a rounding),
 // dgamma = 0, dbeta = dy.
