@@ -56,7 +56,8 @@ std::string json_array(const std::vector<double>& values) {
   return fmt::format("[{}]", fmt::join(parts, ", "));
 }
 
-// CSV cells: numbers only, empty where a value does not exist (no validation set).
+// CSV cells: numbers, "nan" where a value is not finite (a diverged run; pandas and NumPy read
+// it back as NaN); the caller leaves a cell empty where no value exists (no validation set).
 std::string csv_number(double value) { return std::isfinite(value) ? fmt::format("{}", value) : "nan"; }
 
 std::string value_at(const std::vector<double>& values, std::size_t i, const char* format) {
