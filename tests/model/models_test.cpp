@@ -15,6 +15,7 @@
 
 #include "bnlab/layers/layers.hpp"
 #include "bnlab/models.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bnlab {
 namespace {
@@ -36,6 +37,16 @@ Images make_images(std::int64_t n, std::uint64_t seed) {
     for (int p = 0; p < 784; ++p) d.x[i * 784 + p] = pixel(rng) + (p / 28 == 2 * c + 4 ? 0.5f : 0.0f);
   }
   return d;
+}
+
+// Silent fit options: `epochs` epochs of batches of `batch_size`, shuffled by `seed`.
+FitOptions quiet_fit(int epochs, std::int64_t batch_size, std::uint64_t seed) {
+  FitOptions o;
+  o.epochs = epochs;
+  o.batch_size = batch_size;
+  o.seed = seed;
+  o.verbose = Verbosity::silent;
+  return o;
 }
 
 TEST(SeedModels, BaselineSummary) {
@@ -222,10 +233,7 @@ TEST(SeedModels, ApproachOneLearnsAndPredictsOneSample) {
   const Images train = make_images(512, 1), valid = make_images(128, 2);
   Sequential model = make_seed_model("bn", 42);
   model.compile(std::make_unique<SGD>(0.05, 0.9));
-  FitOptions o;
-  o.epochs = 3;
-  o.batch_size = 32;
-  o.verbose = Verbosity::silent;
+  FitOptions o = quiet_fit(3, 32, FitOptions{}.seed);
   o.validation_x = valid.x;
   o.validation_y = valid.y;
   const History h = model.fit(train.x, train.y, o);
@@ -238,45 +246,49 @@ TEST(SeedModels, ApproachOneLearnsAndPredictsOneSample) {
   }
 }
 
+// A copy of `model` through a model file and bnlab::make_layer.
+Sequential saved_and_loaded(const Sequential& model) {
+  const bnlab::testing::ScratchDirectory dir("bnlab_models");
+  const std::string path = (dir.path() / "model.bnlb").string();
+  model.save(path);
+  return Sequential::load(path);
+}
+
+bool same_predictions(Sequential& a, Sequential& b, const Tensor& x) {
+  const Tensor pa = a.predict(x), pb = b.predict(x);
+  return pa.shape() == pb.shape() && std::memcmp(pa.data(), pb.data(), sizeof(float) * pa.size()) == 0;
+}
+
+// Trains both one epoch on from `first` (first epochs done): the same losses and predictions.
+void expect_same_next_epoch(Sequential& a, Sequential& b, const Images& train, const Images& test, FitOptions first) {
+  FitOptions more = first;
+  more.initial_epoch = first.epochs;
+  more.epochs = first.epochs + 1;
+  const History ha = a.fit(train.x, train.y, more), hb = b.fit(train.x, train.y, more);
+  EXPECT_EQ(ha.loss, hb.loss);
+  EXPECT_TRUE(same_predictions(a, b, test.x));
+}
+
 TEST(SeedModels, SaveLoadThroughTheLayerFactory) {
-  namespace fs = std::filesystem;
-  std::string dir = (fs::temp_directory_path() / "bnlab_models_XXXXXX").string();
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-  const std::string path = dir + "/bn.bnlb";
   const Images train = make_images(96, 1), test = make_images(16, 2);
-  FitOptions o;
-  o.epochs = 1;
-  o.batch_size = 32;
-  o.seed = 4;
-  o.verbose = Verbosity::silent;
+  const FitOptions o = quiet_fit(1, 32, 4);
   for (const std::string& name : seed_model_names()) {
     SCOPED_TRACE(name);
     Sequential original = make_seed_model(name, 8);
     original.compile(std::make_unique<SGD>(0.01, 0.9));
     original.fit(train.x, train.y, o);
-    original.save(path);
-    Sequential loaded = Sequential::load(path);
+    Sequential loaded = saved_and_loaded(original);
     EXPECT_EQ(loaded.summary(), original.summary());
-    const Tensor a = original.predict(test.x), b = loaded.predict(test.x);
-    EXPECT_EQ(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()), 0);
-    FitOptions more = o;
-    more.epochs = 2;
-    more.initial_epoch = 1;
-    const History ha = original.fit(train.x, train.y, more), hb = loaded.fit(train.x, train.y, more);
-    EXPECT_EQ(ha.loss, hb.loss);
-    const Tensor c = original.predict(test.x), d = loaded.predict(test.x);
-    EXPECT_EQ(std::memcmp(c.data(), d.data(), sizeof(float) * c.size()), 0);
+    EXPECT_TRUE(same_predictions(original, loaded, test.x));
+    expect_same_next_epoch(original, loaded, train, test, o);
   }
-  fs::remove_all(dir);
 }
 
 // 33 images in batches of 32 end each epoch on a batch of one, which Keras's BatchNormalization
 // normalizes to beta (variance 0) rather than refusing: fit trains through it.
 TEST(SeedModels, FitThroughALastBatchOfOne) {
   const Images train = make_images(33, 6);
-  FitOptions o;
-  o.epochs = 2;
-  o.verbose = Verbosity::silent;
+  const FitOptions o = quiet_fit(2, 32, FitOptions{}.seed);
   for (const std::string& name : seed_model_names()) {
     SCOPED_TRACE(name);
     Sequential model = make_seed_model(name, 3);
@@ -294,16 +306,8 @@ TEST(SeedModels, FitThroughALastBatchOfOne) {
 // loaded model draws the next mask of the stream rather than the first again, whether the seed
 // was given or drawn from the model's.
 TEST(SeedModels, SaveLoadWithDropoutContinuesTheMaskStream) {
-  namespace fs = std::filesystem;
-  std::string dir = (fs::temp_directory_path() / "bnlab_models_XXXXXX").string();
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-  const std::string path = dir + "/dropout.bnlb";
   const Images train = make_images(64, 3), test = make_images(16, 4);
-  FitOptions o;
-  o.epochs = 1;
-  o.batch_size = 16;
-  o.seed = 5;
-  o.verbose = Verbosity::silent;
+  const FitOptions o = quiet_fit(1, 16, 5);
   for (const bool seeded : {true, false}) {
     SCOPED_TRACE(seeded ? "seeded Dropout" : "Dropout seeded by the model");
     Sequential original;
@@ -314,19 +318,12 @@ TEST(SeedModels, SaveLoadWithDropoutContinuesTheMaskStream) {
     original.build({28, 28}, 11);
     original.compile(std::make_unique<SGD>(0.05));
     original.fit(train.x, train.y, o);
-    original.save(path);
-    Sequential loaded = Sequential::load(path);
-    EXPECT_EQ(static_cast<const Dropout&>(loaded.layer(2)).seed(), static_cast<const Dropout&>(original.layer(2)).seed());
-    EXPECT_EQ(static_cast<const Dropout&>(loaded.layer(2)).mask_step(), 4u);  // 64 / 16 training forwards
-    FitOptions more = o;
-    more.epochs = 2;
-    more.initial_epoch = 1;
-    const History ha = original.fit(train.x, train.y, more), hb = loaded.fit(train.x, train.y, more);
-    EXPECT_EQ(ha.loss, hb.loss);
-    const Tensor a = original.predict(test.x), b = loaded.predict(test.x);
-    EXPECT_EQ(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()), 0);
+    Sequential loaded = saved_and_loaded(original);
+    const auto& dropout = static_cast<const Dropout&>(loaded.layer(2));
+    EXPECT_EQ(dropout.seed(), static_cast<const Dropout&>(original.layer(2)).seed());
+    EXPECT_EQ(dropout.mask_step(), 4u);  // 64 / 16 training forwards
+    expect_same_next_epoch(original, loaded, train, test, o);
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace
