@@ -82,8 +82,8 @@ void check_batch_size_options(const BatchSizeOptions& o) {
   if (o.batch_sizes.empty()) throw std::invalid_argument("batch-size: no batch sizes given");
   for (const auto b : o.batch_sizes)
     if (b < 2)
-      throw std::invalid_argument(
-          fmt::format("batch size is {}, must be >= 2 (over a single example BatchNormalization outputs only beta)", b));
+      throw std::invalid_argument(fmt::format(
+          "batch size is {}, must be >= 2 (over a single example BatchNormalization outputs only beta)", b));
   if (o.epochs < 1) throw std::invalid_argument(fmt::format("epochs is {}, must be >= 1", o.epochs));
   if (!std::isfinite(o.base_learning_rate) || o.base_learning_rate <= 0)
     throw std::invalid_argument(
@@ -100,9 +100,10 @@ void check_batch_size_options(const BatchSizeOptions& o) {
 void check_batch_sizes_fit(const BatchSizeOptions& options, std::int64_t train_examples) {
   const auto largest = *std::max_element(options.batch_sizes.begin(), options.batch_sizes.end());
   if (largest > train_examples)
-    throw std::invalid_argument(fmt::format("batch size {} is larger than the {} training images (raise "
-                                            "--train-limit or drop that batch size)",
-                                            largest, train_examples));
+    throw std::invalid_argument(
+        fmt::format("batch size {} is larger than the {} training images (raise "
+                    "--train-limit or drop that batch size)",
+                    largest, train_examples));
 }
 
 BatchSizeResult train_batch_size(const BatchSizeOptions& options, std::ostream& out) {

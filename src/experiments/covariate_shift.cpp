@@ -122,8 +122,8 @@ Drift drift_of(const CovariateShiftRun& run) {
 void check_covariate_shift_options(const CovariateShiftOptions& o) {
   if (o.steps < 1) throw std::invalid_argument(fmt::format("steps is {}, must be >= 1", o.steps));
   if (o.batch_size < 2)
-    throw std::invalid_argument(fmt::format("batch size is {}, must be >= 2 (over a single example BatchNormalization outputs only beta)",
-                                            o.batch_size));
+    throw std::invalid_argument(fmt::format(
+        "batch size is {}, must be >= 2 (over a single example BatchNormalization outputs only beta)", o.batch_size));
   if (o.eval_every < 0) throw std::invalid_argument(fmt::format("eval_every is {}, must be >= 1 (0: automatic)", o.eval_every));
   if (!std::isfinite(o.learning_rate) || o.learning_rate <= 0)
     throw std::invalid_argument(fmt::format("learning rate is {}, must be a finite number > 0", o.learning_rate));

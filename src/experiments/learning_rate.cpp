@@ -105,8 +105,8 @@ std::int64_t LearningRateRun::steps_to(double target) const {
 void check_learning_rate_options(const LearningRateOptions& o) {
   if (o.steps < 1) throw std::invalid_argument(fmt::format("steps is {}, must be >= 1", o.steps));
   if (o.batch_size < 2)
-    throw std::invalid_argument(
-        fmt::format("batch size is {}, must be >= 2 (over a single example BatchNormalization outputs only beta)", o.batch_size));
+    throw std::invalid_argument(fmt::format(
+        "batch size is {}, must be >= 2 (over a single example BatchNormalization outputs only beta)", o.batch_size));
   if (o.eval_every < 0)
     throw std::invalid_argument(fmt::format("eval_every is {}, must be >= 1 (0: automatic)", o.eval_every));
   if (!std::isfinite(o.base_learning_rate) || o.base_learning_rate <= 0)

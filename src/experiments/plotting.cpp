@@ -60,8 +60,8 @@ void run_gnuplot(const std::filesystem::path& dir, const std::filesystem::path& 
     if (errno != EINTR) throw std::runtime_error(fmt::format("figure {}: waitpid failed", figure));
   const std::string output = read_all(log);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(fmt::format("figure {}: gnuplot failed drawing the {} (log {}):\n{}", figure, format,
-                                         log.string(), output));
+    throw std::runtime_error(
+        fmt::format("figure {}: gnuplot failed drawing the {} (log {}):\n{}", figure, format, log.string(), output));
   std::error_code ec;
   std::filesystem::remove(log, ec);  // a successful run's log holds only warnings nobody reads; a failed one stays
 }

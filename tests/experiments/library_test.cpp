@@ -2,6 +2,8 @@
 // the report's encoding, the normalization worksheet's statistics, the MLPs and the step
 // trainer, and the request checks behind `bnlab experiment`.
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,8 +13,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bnlab/experiments/experiment.hpp"
 #include "bnlab/experiments/normalize.hpp"
@@ -95,7 +95,7 @@ std::string file_bytes(const std::filesystem::path& path) {
 
 // The working directory for one scope.
 class WorkingDirectory {
-public:
+ public:
   explicit WorkingDirectory(const std::filesystem::path& dir) : previous_(std::filesystem::current_path()) {
     std::filesystem::current_path(dir);
   }
@@ -103,7 +103,7 @@ public:
   WorkingDirectory(const WorkingDirectory&) = delete;
   WorkingDirectory& operator=(const WorkingDirectory&) = delete;
 
-private:
+ private:
   std::filesystem::path previous_;
 };
 
@@ -133,10 +133,9 @@ TEST(RenderFigure, DrawsAPanelWithoutAnyFinitePoint) {
   bnlab::testing::ScratchDirectory scratch("bnlab_plot");
   const double nan = std::nan("");
   for (const bool log_x : {false, true})
-    EXPECT_NO_THROW(render_figure(scratch.path(), log_x ? "empty_log" : "empty",
-                                  line_panels_commands({panel_with({nan, nan, nan}, log_x), line_panel("none", "x", "y")},
-                                                       "p"),
-                                  400, 300));
+    EXPECT_NO_THROW(render_figure(
+        scratch.path(), log_x ? "empty_log" : "empty",
+        line_panels_commands({panel_with({nan, nan, nan}, log_x), line_panel("none", "x", "y")}, "p"), 400, 300));
 }
 
 // gnuplot truncates its output as it starts; a rerun that fails must leave the earlier
@@ -147,9 +146,8 @@ TEST(RenderFigure, AFailedRerunKeepsTheEarlierFigure) {
   const FigureFiles files =
       render_figure(scratch.path(), "fig", line_panels_commands({panel_with({1, 2, 3}, false)}, "p"), 400, 300);
   const std::string png = file_bytes(files.png), svg = file_bytes(files.svg), script = file_bytes(files.script);
-  const std::string error = error_of([&] {
-    render_figure(scratch.path(), "fig", "plot $no_such_datablock using 1:2 with lines\n", 400, 300);
-  });
+  const std::string error = error_of(
+      [&] { render_figure(scratch.path(), "fig", "plot $no_such_datablock using 1:2 with lines\n", 400, 300); });
   EXPECT_NE(error.find("figure fig: gnuplot failed drawing the png"), std::string::npos) << error;
   EXPECT_EQ(file_bytes(files.png), png);
   EXPECT_EQ(file_bytes(files.svg), svg);

@@ -312,8 +312,8 @@ TEST(BatchNormNumerics, ASingleValuePerChannelGivesBeta) {
       std::vector<float> y(20), mean(20), inv(20), var(20, -1.0f), dx(20, -1.0f), dgamma(20, -1.0f), dbeta(20);
       kernels::batchnorm_forward_training(s, x.data(), gamma.data(), beta.data(), 1e-3f, y.data(), mean.data(),
                                           inv.data(), var.data(), act);
-      kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), inv.data(),
-                                  dx.data(), dgamma.data(), dbeta.data(), act);
+      kernels::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), inv.data(), dx.data(),
+                                  dgamma.data(), dbeta.data(), act);
       for (int c = 0; c < 20; ++c) {
         SCOPED_TRACE(to_string(layout) + " channel " + std::to_string(c));
         const bool passes = act == FusedActivation::none || beta[c] > 0.0f;

@@ -257,7 +257,7 @@ TEST(BatchNormalization, KerasConventionTrainsOnASingleValuePerChannel) {
   const Tensor& moving_variance = bn.moving_variance().value;
   for (int c = 0; c < 3; ++c) {
     EXPECT_NEAR(moving_mean[c], 0.01f * x[c], 1e-5f * std::abs(x[c]));  // momentum 0.99, from 0
-    EXPECT_FLOAT_EQ(moving_variance[c], 0.99f);     // from 1, towards 0
+    EXPECT_FLOAT_EQ(moving_variance[c], 0.99f);                         // from 1, towards 0
   }
   const Tensor dy = Tensor::from({1, 3}, {0.5f, -1.0f, 2.0f}, Layout::NC);
   const Tensor dx = bn.backward(dy);

@@ -1,6 +1,8 @@
 // The seed 003 models built from the production layers: summaries and counts, a gradient check
 // through the real Dense/BatchNormalization/activations and the fused loss, and save/load
 // through bnlab::make_layer.
+#include "bnlab/models.hpp"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -14,7 +16,6 @@
 #include <vector>
 
 #include "bnlab/layers/layers.hpp"
-#include "bnlab/models.hpp"
 #include "support/temp_dir.hpp"
 
 namespace bnlab {
