@@ -223,19 +223,41 @@ BNLAB_INLINE void for_tiles(std::int64_t rows, std::int64_t tile_rows, TileTask 
 
 // Sums over rows wider than one register block (64 channels), walked row after row in address
 // order: a chunk of channels' float partials in L1 absorb a fold's rows, then go into the
-// doubles, and each row's lines are prefetched one row ahead. Every channel adds in the order of
+// doubles, and each row's lines are prefetched ahead (prefetch_distance). Every channel adds in the order of
 // the register blocks (rows in order within a fold, then the fold into double), so the bits are
 // the same. Blocks of channels walked down a fold's rows stride through memory by the row
 // length, which the hardware prefetchers follow badly: 4096x1024's statistics from memory took
 // 0.43-0.46 ms against 0.31-0.33 this way and 0.27-0.29 for a plain read (in L3, equal).
 constexpr std::int64_t wide_chunk = 1024;  // channels: two float partials each, 8 KiB
 
+// How far on the wide-row walks prefetch, in floats: about bytes_ahead of whole rows, at least
+// the next row, never past the range's last row (0 on it: the line just read).
+BNLAB_INLINE std::int64_t prefetch_distance(std::int64_t r, std::int64_t rows, std::int64_t row_stride,
+                                            std::int64_t bytes_ahead) {
+  const std::int64_t row_bytes = row_stride * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t wanted = row_bytes >= bytes_ahead ? 1 : bytes_ahead / row_bytes;
+  const std::int64_t left = rows - 1 - r;
+  return (left < wanted ? left : wanted) * row_stride;
+}
+// The statistics, which read one tensor, prefetch 8 KiB on (two rows of 4096x1024). In the
+// host's fast phase (copy ~100 GB/s) the walk one row ahead ran at 1.12-1.21 copy times where a
+// plain read took 0.70, and two or four rows ahead took 1.02-1.11 (synthetic loop, 6 runs); in
+// the usual phase (~55 GB/s) one, two and four rows ahead were equal (0.65-0.74). In the kernel,
+// 4096x1024 forward training: 16 KiB ahead 0.70-0.75 -> 0.78-0.82 of the copy in the fast
+// phase but 0.965 -> 0.93 (medians of 8 rounds) in the usual one; 8 KiB ahead 0.73-0.78 ->
+// 0.79-0.85 in the fast phase (4 paired rounds) and 0.91 -> 0.92 (medians, about 30 paired
+// rounds) in the usual one. The backward's sums read two tensors: 16 KiB ahead of each was
+// 5-20% slower there, so they stay one row ahead.
+constexpr std::int64_t statistics_bytes_ahead = 8 << 10;
+constexpr std::int64_t one_row_ahead = 0;
+
 // vector(r, c, a, b, ahead) adds row r's channels [c, c + rlanes) into the partials a and b and
-// prefetches `ahead` floats further on (the next row, or 0 on the last); scalar(r, k, a, b) one
-// channel of the width % rlanes left.
+// prefetches `ahead` floats further on (prefetch_distance); scalar(r, k, a, b) one channel of the
+// width % rlanes left.
 template <class Vector, class Scalar>
-BNLAB_INLINE void sum_wide_rows(std::int64_t rows, std::int64_t row_stride, std::int64_t width, double* total_a,
-                                double* total_b, Vector vector, Scalar scalar) {
+BNLAB_INLINE void sum_wide_rows(std::int64_t rows, std::int64_t row_stride, std::int64_t width,
+                                std::int64_t bytes_ahead, double* total_a, double* total_b, Vector vector,
+                                Scalar scalar) {
   alignas(64) float a[wide_chunk], b[wide_chunk];
   for (std::int64_t c0 = 0; c0 < width; c0 += wide_chunk) {
     // (No std::min or std::fill: no template of the standard library may be instantiated out of
@@ -244,7 +266,7 @@ BNLAB_INLINE void sum_wide_rows(std::int64_t rows, std::int64_t row_stride, std:
     for_tiles(rows, rows_per_fold, [&](std::int64_t r0, std::int64_t tile) BNLAB_LAMBDA_INLINE {
       for (std::int64_t k = 0; k < n; ++k) a[k] = b[k] = 0.0f;
       for (std::int64_t r = r0; r < r0 + tile; ++r) {
-        const std::int64_t ahead = r + 1 < rows ? row_stride : 0;
+        const std::int64_t ahead = prefetch_distance(r, rows, row_stride, bytes_ahead);
         for (std::int64_t c = 0; c < whole; c += rlanes) {
           rvec va = rload(a + c), vb = rload(b + c);
           vector(r, c0 + c, va, vb, ahead);
@@ -278,7 +300,7 @@ void moments_rows_impl(const float* x, std::int64_t rows, std::int64_t row_strid
                        const float* pivot, double* sum, double* sum_sq, bool row_walk) {
   if (row_walk && width > wide_rows_above) {
     sum_wide_rows(
-        rows, row_stride, width, sum, sum_sq,
+        rows, row_stride, width, statistics_bytes_ahead, sum, sum_sq,
         [&](std::int64_t r, std::int64_t c, rvec& s, rvec& q, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
           const float* p = x + r * row_stride + c;
           prefetch_row_ahead(p, c, ahead);
@@ -397,7 +419,7 @@ BNLAB_INLINE void for_wide_rows(std::int64_t rows, std::int64_t row_stride, std:
                                 Scalar scalar) {
   const std::int64_t whole = width / rlanes * rlanes;
   for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t ahead = r + 1 < rows ? row_stride : 0;
+    const std::int64_t ahead = prefetch_distance(r, rows, row_stride, one_row_ahead);
     for (std::int64_t c = 0; c < whole; c += rlanes) vector(r, c, ahead);
     for (std::int64_t k = whole; k < width; ++k) scalar(r, k);
     // One row at a time: GCC's unroll-and-jam would otherwise interleave two rows, a strided walk.
@@ -574,7 +596,7 @@ BNLAB_INLINE void grad_sums_rows_body(const float* x, const float* dy, std::int6
   // were 6-8% slower this way and stay in registers.
   if (row_walk && (width > wide_rows_above || rlanes < simd::lanes)) {
     sum_wide_rows(
-        rows, row_stride, width, sum_dy, sum_dy_xc,
+        rows, row_stride, width, one_row_ahead, sum_dy, sum_dy_xc,
         [&](std::int64_t r, std::int64_t c, rvec& a, rvec& b, std::int64_t ahead) BNLAB_LAMBDA_INLINE {
           const BackwardTerms t = backward_terms<relu>(x, dy, r * row_stride + c, c, ahead, mean, scale, shift);
           a += t.g;
