@@ -29,7 +29,9 @@
 # copy probe in its own process, and compared in those units: bench/peers/README.md), so anything
 # else running shows up as noise in whichever library it overlaps.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+script="$(realpath "$0")"
+caller="$PWD"  # a relative --out names a file from where the script was started
+cd "$(dirname "$script")/.."
 
 threads=2
 out=out/bench_peers.md
@@ -41,7 +43,7 @@ chosen_sections=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    --out) out="$2"; [[ "$out" == /* ]] || out="$caller/$out"; shift 2 ;;
     --quick) driver_args+=(--quick); shift ;;
     --repetitions) driver_args+=(--repetitions "$2"); shift 2 ;;
     --shape) driver_args+=(--shape "$2"); shift 2 ;;
@@ -50,7 +52,7 @@ while [[ $# -gt 0 ]]; do
     --build-dir) build_dir="$2"; shift 2 ;;
     --sections) IFS=, read -r -a chosen_sections <<<"$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$script"; exit 0 ;;
     *) echo "bench_peers: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -63,6 +65,11 @@ if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 case "$torch_mode" in ops|autograd) ;; *) echo "bench_peers: --torch-mode must be ops or autograd" >&2; exit 2 ;; esac
+sections=("${chosen_sections[@]:-kernels}")
+[[ -n "${chosen_sections[*]:-}" ]] || sections=(kernels epoch)
+for section in "${sections[@]}"; do
+  case "$section" in kernels|epoch) ;; *) echo "bench_peers: unknown section '$section' (kernels, epoch)" >&2; exit 2 ;; esac
+done
 
 # libdnnl-dev for the oneDNN driver; libgoogle-perftools4 brings libtcmalloc-minimal4 for PyTorch.
 BNLAB_SETUP_EXTRA="${BNLAB_SETUP_EXTRA:-} libdnnl-dev libgoogle-perftools4" bash scripts/setup.sh
@@ -166,11 +173,6 @@ PY
   cat "$raw.epoch.md" >>"$out"
 }
 
-sections=("${chosen_sections[@]:-kernels}")
-[[ -n "${chosen_sections[*]:-}" ]] || sections=(kernels epoch)
-for section in "${sections[@]}"; do
-  case "$section" in kernels|epoch) ;; *) echo "bench_peers: unknown section '$section' (kernels, epoch)" >&2; exit 2 ;; esac
-done
 {
   echo "# bnlab peer benchmark"
   echo
@@ -180,3 +182,9 @@ for section in "${sections[@]}"; do
   echo >>"$out"
 done
 echo "bench_peers: wrote $out (raw driver output: $raw.*.txt)" >&2
+# The check sums are the check that every library computed the same operation: a disagreement
+# fails the run (the table is written all the same, with the differing sums listed).
+if grep -q 'check sums differ' "$out"; then
+  echo "bench_peers: some check sums differ from bnlab's (listed in $out)" >&2
+  exit 1
+fi

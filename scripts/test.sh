@@ -11,12 +11,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stages="${BNLAB_TEST_STAGES:-unit asan fuzz}"
+if [[ -z "${stages// /}" ]]; then
+  echo "test.sh: BNLAB_TEST_STAGES is empty: name at least one of unit, asan, fuzz" >&2
+  exit 2
+fi
 for stage in $stages; do
   case "$stage" in unit|asan|fuzz) ;; *) echo "test.sh: unknown stage '$stage' in BNLAB_TEST_STAGES (unit, asan, fuzz)" >&2; exit 2 ;; esac
 done
 wants() { [[ " $stages " == *" $1 "* ]]; }
 jobs=$(nproc)
 fuzz_seconds="${BNLAB_FUZZ_SECONDS:-60}"
+# libFuzzer reads 0 (and anything that is not a number) as "no time limit": refuse those.
+if ! [[ "$fuzz_seconds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "test.sh: BNLAB_FUZZ_SECONDS is '$fuzz_seconds', expected a whole number of seconds >= 1" >&2
+  exit 2
+fi
 stage_start() { echo "== test.sh: $1 ($(date -u +%H:%M:%S))"; SECONDS=0; }
 stage_end() { echo "== test.sh: $1 done in ${SECONDS}s"; }
 
