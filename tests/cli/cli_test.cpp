@@ -94,6 +94,23 @@ TEST_F(Cli, RefusesUnknownFlagsAndMissingArguments) {
   expect_refused({"frobnicate"}, "A subcommand is required");
 }
 
+// CLI11 alone reads integers with strtoll(base 0): "032" as octal 26, "0x10" as 16, and "-1"
+// into an unsigned seed as 2^64 - 1. The integer flags take plain decimal digits only.
+TEST_F(Cli, IntegerFlagsTakePlainDecimalOnly) {
+  expect_refused({"train", "--model", "bn", "--seed", "-1"},
+                 "--seed: must be a decimal integer >= 0 (digits only), got '-1'");
+  expect_refused({"train", "--model", "bn", "--batch-size", "032"},
+                 "--batch-size: must be a decimal integer, got '032'");
+  expect_refused({"train", "--model", "bn", "--epochs", "0x10"}, "--epochs: must be a decimal integer, got '0x10'");
+  expect_refused({"--threads", "010", "summary", "--model", "bn"}, "--threads: must be a decimal integer, got '010'");
+  expect_refused({"experiment", "normalize", "--seed", "-3"}, "--seed: must be a decimal integer >= 0");
+  expect_refused({"experiment", "covariate-shift", "--steps", "0x10"},
+                 "--steps: must be a decimal integer, got '0x10'");
+  expect_refused({"demo", "--seed", "-1"}, "--seed: must be a decimal integer >= 0");
+  expect_refused({"experiment", "normalize", "--out", ""}, "--out: the path is empty");
+  EXPECT_EQ(run({"--threads", "2", "summary", "--model", "bn"}).status, 0);
+}
+
 TEST_F(Cli, RefusesBadLearningRates) {
   expect_refused({"train", "--model", "bn", "--lr", "-1"}, "--lr: must be a finite number > 0, got -1");
   expect_refused({"train", "--model", "bn", "--lr=-0.5"}, "--lr: must be a finite number > 0, got -0.5");
@@ -107,7 +124,7 @@ TEST_F(Cli, RefusesBadLearningRates) {
 TEST_F(Cli, RefusesBadCounts) {
   expect_refused({"train", "--model", "bn", "--batch-size", "0"}, "--batch-size: must be >= 1, got 0");
   expect_refused({"train", "--model", "bn", "--epochs", "0"}, "--epochs: must be >= 1, got 0");
-  expect_refused({"train", "--model", "bn", "--epochs", "2.5"}, "--epochs: must be an integer, got '2.5'");
+  expect_refused({"train", "--model", "bn", "--epochs", "2.5"}, "--epochs: must be a decimal integer, got '2.5'");
   expect_refused({"compare", "--batch-size", "0"}, "--batch-size: must be >= 1, got 0");
   expect_refused({"compare", "--epochs", "0"}, "--epochs: must be >= 1, got 0");
   expect_refused({"train", "--model", "bn", "--validation", "-1"}, "--validation: must be >= 0, got -1");

@@ -9,6 +9,7 @@
 #include "bnlab/batchnorm.hpp"
 #include "bnlab/system.hpp"
 #include "command.hpp"
+#include "options.hpp"
 
 namespace bnlab::cli {
 namespace {
@@ -49,7 +50,7 @@ void run_demo(unsigned seed) {
 const RegisterCommand registration{
     {"demo", "The seed 000 BatchNorm check on N(5, 2) data of shape (100, 2)", [](CLI::App& app) {
        static unsigned seed = 1;
-       app.add_option("--seed", seed, "random seed")->capture_default_str();
+       app.add_option("--seed", seed, "random seed")->check(unsigned_decimal())->capture_default_str();
        app.callback([] { run_demo(seed); });
      }}};
 

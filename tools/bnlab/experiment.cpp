@@ -1,13 +1,15 @@
 // bnlab experiment NAME: the paper's and the seeds' experiments with their numbers, figures and
 // HTML report (bnlab::experiments::run_experiment does the work).
 
+#include "bnlab/experiments/experiment.hpp"
+
 #include <cstdint>
 #include <iostream>
 #include <optional>
 #include <string>
 
-#include "bnlab/experiments/experiment.hpp"
 #include "command.hpp"
+#include "options.hpp"
 
 namespace bnlab::cli {
 namespace {
@@ -32,14 +34,18 @@ const RegisterCommand registration{
        static std::uint64_t seed = 0;
        static std::string data_dir;
        app.add_option("name", name, "covariate-shift, learning-rate, batch-size, normalize or all")->required();
-       app.add_option("--out", out_dir, "output directory (default: out/experiments/NAME; out/experiments for all)");
+       app.add_option("--out", out_dir, "output directory (default: out/experiments/NAME; out/experiments for all)")
+           ->check(non_empty_path());
        auto* steps_option = app.add_option(
            "--steps", steps, "training steps per network (covariate-shift: default 50000; learning-rate: 20000)");
        auto* eval_option = app.add_option("--eval-every", eval_every,
                                           "steps between evaluations (default: about 100 points per run for "
                                           "covariate-shift, 50 for learning-rate)");
        auto* epochs_option = app.add_option("--epochs", epochs, "batch-size: epochs per run (default 15)");
-       auto* seed_option = app.add_option("--seed", seed, "seed of weights, batches and random images");
+       auto* seed_option =
+           app.add_option("--seed", seed, "seed of weights, batches and random images")->check(unsigned_decimal());
+       // The ranges are the experiments' own checks; here only the spelling of the numbers.
+       for (auto* option : {steps_option, eval_option, epochs_option}) option->check(signed_decimal());
        auto* data_option = app.add_option("--data-dir", data_dir, "directory with the Fashion-MNIST IDX files");
        auto* validation_option =
            app.add_option("--validation", validation, "the first N training images are the validation set (5000)");
@@ -47,6 +53,7 @@ const RegisterCommand registration{
                                            "train on the first N remaining training images only (0: all; "
                                            "batch-size defaults to 10000)");
        auto* test_option = app.add_option("--test-limit", test_limit, "evaluate on the first N test images (0: all)");
+       for (auto* option : {validation_option, train_option, test_option}) option->check(signed_decimal());
        app.callback([=] {
          experiments::ExperimentRequest request;
          request.name = name;

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "options.hpp"
 
 namespace bnlab::cli {
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   app.add_option("--threads", threads,
                  "OpenMP threads for kernels and GEMM (default: $BNLAB_THREADS, else OMP_NUM_THREADS, else all cores)")
+      ->check(signed_decimal())
       ->check(CLI::Range(1, 1024));
 
   auto& all = commands();

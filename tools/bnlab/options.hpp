@@ -40,11 +40,50 @@ inline CLI::Validator in_unit_interval() {
       "FLOAT in [0, 1)");
 }
 
+// CLI11 reads integers with strtoll(text, base 0): "010" as octal 8, "0x10" as 16, and into an
+// unsigned "-1" as 2^64 - 1. Integer flags take plain decimal: digits (a minus sign where
+// negative values exist), no leading zero.
+inline bool is_plain_decimal(const std::string& text, bool signed_value) {
+  const std::size_t start = signed_value && !text.empty() && text[0] == '-' ? 1 : 0;
+  if (text.size() == start) return false;
+  if (text[start] == '0' && text.size() > start + 1) return false;
+  return std::all_of(text.begin() + static_cast<std::ptrdiff_t>(start), text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// An unsigned integer flag (seeds): plain decimal digits.
+inline CLI::Validator unsigned_decimal() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (!is_plain_decimal(text, false))
+          return fmt::format("must be a decimal integer >= 0 (digits only), got '{}'", text);
+        return {};
+      },
+      "UINT");
+}
+
+// A signed integer flag whose range is checked elsewhere: plain decimal.
+inline CLI::Validator signed_decimal() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (!is_plain_decimal(text, true)) return fmt::format("must be a decimal integer, got '{}'", text);
+        return {};
+      },
+      "INT");
+}
+
+// An empty path would otherwise read as "flag not given" and silently use the default.
+inline CLI::Validator non_empty_path() {
+  return CLI::Validator(
+      [](std::string& text) { return text.empty() ? std::string("the path is empty") : std::string(); }, "PATH");
+}
+
 inline CLI::Validator at_least(std::int64_t minimum) {
   return CLI::Validator(
       [minimum](std::string& text) -> std::string {
         std::int64_t value = 0;
-        if (!CLI::detail::lexical_cast(text, value)) return fmt::format("must be an integer, got '{}'", text);
+        if (!is_plain_decimal(text, true) || !CLI::detail::lexical_cast(text, value))
+          return fmt::format("must be a decimal integer, got '{}'", text);
         if (value < minimum) return fmt::format("must be >= {}, got {}", minimum, text);
         return {};
       },
@@ -66,7 +105,9 @@ inline void add_training_options(CLI::App& app, experiments::TrainingOptions& op
   app.add_option("--epochs", options.epochs, "number of epochs")->check(at_least(1))->capture_default_str();
   app.add_option("--lr", options.learning_rate, "learning rate")->check(finite_positive())->capture_default_str();
   app.add_option("--batch-size", options.batch_size, "mini-batch size")->check(at_least(1))->capture_default_str();
-  app.add_option("--seed", options.seed, "seed of the initial weights and the shuffle order")->capture_default_str();
+  app.add_option("--seed", options.seed, "seed of the initial weights and the shuffle order")
+      ->check(unsigned_decimal())
+      ->capture_default_str();
 }
 
 inline void add_data_options(CLI::App& app, experiments::DataOptions& options, bool training_data) {

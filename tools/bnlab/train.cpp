@@ -100,12 +100,6 @@ void run_train(const TrainArguments& args) {
   }
 }
 
-// An empty path would otherwise read as "flag not given" and silently save nothing.
-CLI::Validator non_empty_path() {
-  return CLI::Validator([](std::string& text) { return text.empty() ? std::string("the path is empty") : std::string(); },
-                        "PATH");
-}
-
 const RegisterCommand registration{
     {"train",
      "Train a seed 003 model on Fashion-MNIST (Keras-style logs), evaluate it on the test set, optionally save it",
