@@ -256,11 +256,13 @@ void check_resume_settings(const Checkpoint& checkpoint, const CheckpointSetting
     refuse("--validation", std::to_string(saved.validation), std::to_string(wanted.validation));
   if (saved.train_limit != wanted.train_limit)
     refuse("--train-limit", std::to_string(saved.train_limit), std::to_string(wanted.train_limit));
-  if (b.epochs < checkpoint.completed_epochs)
-    throw std::invalid_argument(
-        fmt::format("--resume: the checkpoint in '{}' has already completed {} epochs, more "
-                    "than --epochs {}",
-                    directory.string(), checkpoint.completed_epochs, b.epochs));
+  // --epochs may grow (train on further), not shrink: a resume that forgot the flag would
+  // otherwise stop early at the default without a word.
+  if (b.epochs < a.epochs)
+    throw std::invalid_argument(fmt::format(
+        "--resume: the checkpoint in '{}' belongs to a run of --epochs {} ({} completed), this run asks for "
+        "--epochs {}; --epochs may grow on resume, not shrink",
+        directory.string(), a.epochs, checkpoint.completed_epochs, b.epochs));
 }
 
 }  // namespace bnlab::experiments

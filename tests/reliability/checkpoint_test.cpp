@@ -242,6 +242,18 @@ TEST_F(Checkpoints, RefusesToOverwriteOrResumeWithOtherSettings) {
   EXPECT_NE(model.err.find("was trained with --model bn, this run asks for --model baseline"), std::string::npos)
       << model.err;
 
+  // --epochs may grow on resume, not shrink (a forgotten flag would fall back to the default).
+  const RunResult two = run(train_args(scratch_ / "ckpt2", scratch_ / "m2.bnlb", 2));
+  ASSERT_EQ(two.status, 0) << two.err;
+  std::vector<std::string> shrink = train_args(scratch_ / "ckpt2", scratch_ / "m2.bnlb", 1);
+  shrink.push_back("--resume");
+  const RunResult shrunk = run(shrink);
+  EXPECT_EQ(shrunk.status, 2);
+  EXPECT_NE(shrunk.err.find("belongs to a run of --epochs 2 (2 completed), this run asks for --epochs 1; --epochs "
+                            "may grow on resume, not shrink"),
+            std::string::npos)
+      << shrunk.err;
+
   // Nothing the refused runs did touched the checkpoint.
   EXPECT_TRUE(read_text(experiments::checkpoint_path(dir)) == bytes);
 }
