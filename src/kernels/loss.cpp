@@ -34,8 +34,10 @@ void cross_entropy_rows(std::int64_t r0, std::int64_t r1, std::int64_t classes, 
                         const std::int32_t* labels, float* probabilities, float* sample_losses) {
   for (std::int64_t r = r0; r < r1; ++r) {
     const float* z = logits + r * classes;
+    // Read the label's logit first: when probabilities aliases logits the softmax overwrites it.
+    const float z_label = z[labels[r]];
     const SoftmaxRow row = softmax_row(classes, z, probabilities + r * classes);
-    sample_losses[r] = std::log(row.sum) - (z[labels[r]] - row.max);
+    sample_losses[r] = std::log(row.sum) - (z_label - row.max);
   }
 }
 

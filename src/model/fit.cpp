@@ -281,8 +281,8 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       }
       const Tensor& output = forward(batch_x, true);
       const Tensor& logits = compile_options_.from_logits ? output : logits_of_last_forward();
-      // Separate buffers for probabilities and gradient: softmax_cross_entropy_backward's
-      // in-place form reads p[label] after overwriting it (kernels/loss.cpp, as of 6f35cae).
+      // Probabilities and gradient in separate buffers (the loss kernels would allow them to
+      // alias; the pair costs batch x classes floats).
       kernels::softmax_cross_entropy_forward(count, classes, logits.data(), buffers.batch_y.data(),
                                              buffers.probabilities.data(), buffers.sample_losses.data());
       const double batch_loss_sum = sum_of(buffers.sample_losses.data(), count);

@@ -355,6 +355,29 @@ TEST(LossKernels, SameResultsWithOneAndTwoThreadsAcrossTheThreshold) {
   EXPECT_THROW(kernels::softmax_cross_entropy_forward(1, 10, z, &bad_label, p, l), std::invalid_argument);
 }
 
+// Both loss kernels may run in place: the forward with probabilities over the logits, the
+// backward with the gradient over the probabilities; the same bits as with separate buffers.
+TEST(LossKernels, InPlaceFormsGiveTheSameBits) {
+  const std::int64_t rows = 5, classes = 7;
+  std::mt19937 gen(17);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> logits(static_cast<std::size_t>(rows * classes));
+  for (float& v : logits) v = normal(gen);
+  const std::vector<std::int32_t> labels = {0, 6, 3, 3, 1};
+  std::vector<float> p(logits.size()), loss(rows), g(logits.size());
+  const float mean =
+      kernels::softmax_cross_entropy_forward(rows, classes, logits.data(), labels.data(), p.data(), loss.data());
+  kernels::softmax_cross_entropy_backward(rows, classes, p.data(), labels.data(), g.data());
+  std::vector<float> in_place = logits, in_place_loss(rows);
+  const float in_place_mean = kernels::softmax_cross_entropy_forward(rows, classes, in_place.data(), labels.data(),
+                                                                     in_place.data(), in_place_loss.data());
+  EXPECT_EQ(in_place_mean, mean);
+  EXPECT_EQ(in_place_loss, loss);
+  EXPECT_EQ(in_place, p);
+  kernels::softmax_cross_entropy_backward(rows, classes, in_place.data(), labels.data(), in_place.data());
+  EXPECT_EQ(in_place, g);
+}
+
 TEST(DropoutKernels, MultiplyMatchesScalarLoopsAndMasksDoNotDependOnThreads) {
   for (std::int64_t n : counts) {
     SCOPED_TRACE("count " + std::to_string(n));

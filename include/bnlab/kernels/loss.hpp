@@ -19,7 +19,7 @@ void check_labels(std::int64_t rows, std::int64_t classes, const std::int32_t* l
 
 // Writes probabilities (softmax of logits) and sample_losses[rows] = logsumexp(z) - z[label];
 // returns their mean. The mean is summed in double in row order: the same value for any
-// thread count. rows >= 1, classes >= 1.
+// thread count. rows >= 1, classes >= 1. probabilities may alias logits.
 float softmax_cross_entropy_forward(std::int64_t rows, std::int64_t classes, const float* logits,
                                     const std::int32_t* labels, float* probabilities, float* sample_losses);
 
