@@ -125,6 +125,7 @@ inline Options parse_options(int argc, char** argv) {
     }
     return argv[++i];
   };
+  bool quick = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads") o.threads = std::atoi(value(i));
@@ -133,13 +134,18 @@ inline Options parse_options(int argc, char** argv) {
     else if (a == "--min-sample-ms") o.min_sample_ms = std::atof(value(i));
     else if (a == "--shape") o.only_shape = value(i);
     else if (a == "--warm-cache") o.warm_cache = true;
-    else if (a == "--quick") {
-      o.warmup = 1;
-      o.repetitions = 3;
-    } else {
+    else if (a == "--quick")
+      quick = true;
+    else {
       usage(argv[0]);
       std::exit(2);
     }
+  }
+  // --quick wins over --warmup and --repetitions wherever it stands, as in torch_batchnorm.py,
+  // so every driver of one bench_peers run takes the same number of samples.
+  if (quick) {
+    o.warmup = 1;
+    o.repetitions = 3;
   }
   if (o.threads < 1 || o.warmup < 1 || o.repetitions < 1 || o.min_sample_ms < 0) {
     std::fprintf(stderr, "%s: --threads, --warmup and --repetitions must be >= 1, --min-sample-ms >= 0\n",
