@@ -44,8 +44,6 @@ const RegisterCommand registration{
        auto* epochs_option = app.add_option("--epochs", epochs, "batch-size: epochs per run (default 15)");
        auto* seed_option =
            app.add_option("--seed", seed, "seed of weights, batches and random images")->check(unsigned_decimal());
-       // The ranges are the experiments' own checks; here only the spelling of the numbers.
-       for (auto* option : {steps_option, eval_option, epochs_option}) option->check(signed_decimal());
        auto* data_option = app.add_option("--data-dir", data_dir, "directory with the Fashion-MNIST IDX files");
        auto* validation_option =
            app.add_option("--validation", validation, "the first N training images are the validation set (5000)");
@@ -53,7 +51,9 @@ const RegisterCommand registration{
                                            "train on the first N remaining training images only (0: all; "
                                            "batch-size defaults to 10000)");
        auto* test_option = app.add_option("--test-limit", test_limit, "evaluate on the first N test images (0: all)");
-       for (auto* option : {validation_option, train_option, test_option}) option->check(signed_decimal());
+       // The ranges are the experiments' own checks; here only the spelling of the numbers.
+       for (auto* option : {steps_option, eval_option, epochs_option, validation_option, train_option, test_option})
+         option->check(signed_decimal());
        app.callback([=] {
          experiments::ExperimentRequest request;
          request.name = name;
