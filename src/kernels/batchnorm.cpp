@@ -380,11 +380,18 @@ BNLAB_MULTIVERSION bool any_needs_recentre(std::int64_t width, double m, const d
   return count_where(width, [&](std::int64_t c) { return needs_recentre(sum[c], sum_sq[c], m); }) > 0;
 }
 
-float channel_pivot(const Plan& plan, const float* x, std::int64_t c) {
+// The mean of channel c's first pivot_samples values, summed in Sum (float: the pivot; double:
+// its repair when the float sum overflows).
+template <class Sum>
+float mean_of_first_values(const Plan& plan, const float* x, std::int64_t c) {
   const std::int64_t samples = std::min(pivot_samples, plan.m);
-  float s = 0.0f;
+  Sum s = 0;
   for (std::int64_t i = 0; i < samples; ++i) s += x[plan.element(c, i)];
-  return s / static_cast<float>(samples);
+  return static_cast<float>(s / static_cast<Sum>(samples));
+}
+
+float channel_pivot(const Plan& plan, const float* x, std::int64_t c) {
+  return mean_of_first_values<float>(plan, x, c);
 }
 
 // The pivots of every channel; in row order the loop runs across channels (vectorized), in
@@ -422,10 +429,7 @@ void repair_channel_moments(const Plan& plan, const float* x, std::int64_t c, fl
                             double& sum_sq) {
   bool redo = std::isfinite(sum) && std::isinf(sum_sq);
   if (!std::isfinite(pivot)) {
-    const std::int64_t samples = std::min(pivot_samples, plan.m);
-    double s = 0.0;
-    for (std::int64_t i = 0; i < samples; ++i) s += x[plan.element(c, i)];
-    const auto in_double = static_cast<float>(s / static_cast<double>(samples));
+    const float in_double = mean_of_first_values<double>(plan, x, c);
     redo = std::isfinite(in_double);
     if (redo) pivot = in_double;
   }
@@ -484,8 +488,8 @@ BNLAB_MULTIVERSION void batchnorm_forward_training(const BatchNormShape& shape, 
       if (needs_recentre(sum, sum_sq, m)) {
         pivot = static_cast<float>(pivot + sum / m);
         moments(pivot, sum, sum_sq);
+        if (unusual_moments(sum, sum_sq)) repair_channel_moments(plan, x, c, pivot, sum, sum_sq);
       }
-      if (unusual_moments(sum, sum_sq)) repair_channel_moments(plan, x, c, pivot, sum, sum_sq);
       const auto st =
           finish_statistics(sum, sum_sq, m, pivot, epsilon, value_or(gamma, c, 1.0f), value_or(beta, c, 0.0f));
       store_statistics(st, c, saved_mean, saved_inv_std, batch_variance);
