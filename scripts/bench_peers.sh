@@ -131,44 +131,27 @@ section_kernels() {
 
 # One epoch of the seed's Approach One model (batch 32, SGD, 1,719 steps), trained by bnlab
 # (bench_training, which also splits the time into GEMM, BatchNorm and the rest) and by PyTorch
-# in the same run with the same threads.
+# in the same run with the same threads. The two run back to back in every round, first one then
+# the other by turns, and the speed-up is the median of the rounds' own ratios: the host's phase
+# can change from one minute to the next (a slow phase stretched bnlab's epoch 2x and PyTorch's
+# 1.5x), and the ratio of two medians could pair one library's slow round with the other's fast one.
 section_epoch() {
   local round
   : >"$raw.epoch_bnlab.txt"
   : >"$raw.epoch_pytorch.txt"
-  for ((round = 1; round <= rounds; round++)); do
+  epoch_bnlab() {
     echo "bench_peers: round $round of $rounds: epoch, bnlab..." >&2
     "$build_dir/bench/bench_training" --model bn --epochs 2 --threads "$threads" >>"$raw.epoch_bnlab.txt"
+  }
+  epoch_pytorch() {
     echo "bench_peers: round $round of $rounds: epoch, PyTorch..." >&2
     LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_mlp_epoch.py \
       --threads "$threads" --epochs 2 >>"$raw.epoch_pytorch.txt"
+  }
+  for ((round = 1; round <= rounds; round++)); do
+    if ((round % 2)); then epoch_bnlab; epoch_pytorch; else epoch_pytorch; epoch_bnlab; fi
   done
-  /usr/bin/python3 - "$raw.epoch_bnlab.txt" "$raw.epoch_pytorch.txt" >"$raw.epoch.md" <<'PY'
-import sys
-def second_epochs(path):
-    # Each round trains two epochs; the first includes one-time costs (page faults, JIT,
-    # allocator warm-up), so every second epoch line is one round's measurement.
-    lines = [line.split() for line in open(path) if line.startswith("epoch ")]
-    return lines[1::2]
-# The median round of each library (an odd number of rounds picks a real one).
-def median_round(rounds):
-    return sorted(rounds, key=lambda words: float(words[2]))[(len(rounds) - 1) // 2]
-b = median_round(second_epochs(sys.argv[1]))
-t = median_round(second_epochs(sys.argv[2]))
-rounds = len(second_epochs(sys.argv[1]))
-seconds, gemm, bn, rest, steps = float(b[2]), float(b[3]), float(b[4]), float(b[5]), int(b[6])
-torch_seconds = float(t[2])
-print("## One epoch of the seed's Approach One model (batch 32, SGD, %d steps)" % steps)
-print()
-print("| | seconds | us/step | GEMM | BatchNorm | rest |")
-print("| --- | --- | --- | --- | --- | --- |")
-print("| bnlab | %.3f | %.0f | %.3f s (%.0f%%) | %.3f s (%.0f%%) | %.3f s (%.0f%%) |" % (
-    seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds, rest, 100 * rest / seconds))
-print("| PyTorch 1.13 | %.3f | %.0f | | | |" % (torch_seconds, torch_seconds / steps * 1e6))
-print()
-print("bnlab is %.1fx faster than PyTorch (second epoch of each, median of %d interleaved rounds; same threads, same run)."
-      % (torch_seconds / seconds, rounds))
-PY
+  /usr/bin/python3 bench/peers/epoch_table.py "$raw.epoch_bnlab.txt" "$raw.epoch_pytorch.txt" >"$raw.epoch.md"
   cat "$raw.epoch.md"
   cat "$raw.epoch.md" >>"$out"
 }
