@@ -25,6 +25,7 @@
 int main(int argc, char** argv) {
   std::string model_name = "bn", data_dir(bnlab::data::default_fashion_mnist_dir);
   int epochs = 1;
+  std::int64_t thread_probe_interval = bnlab::FitOptions{}.thread_probe_interval;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     auto value = [&]() -> std::string {
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
       epochs = std::atoi(value().c_str());
     else if (arg == "--threads")
       omp_set_num_threads(std::atoi(value().c_str()));
+    else if (arg == "--thread-probe-interval")  // 0: always --threads (fit's thread_probe_interval)
+      thread_probe_interval = std::atoll(value().c_str());
     else if (arg == "--data-dir")
       data_dir = value();
     else {
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
     options.batch_size = 32;
     options.seed = 42;
     options.verbose = bnlab::Verbosity::silent;
+    options.thread_probe_interval = thread_probe_interval;
     bnlab::profile::reset();
     bnlab::profile::set_enabled(true);
     const auto start = std::chrono::steady_clock::now();
@@ -73,13 +77,16 @@ int main(int argc, char** argv) {
     const double gemm = seconds_in(bnlab::profile::Section::gemm), bn = seconds_in(bnlab::profile::Section::batchnorm);
     const double optimizer = seconds_in(bnlab::profile::Section::optimizer);
     const double gather = seconds_in(bnlab::profile::Section::batch);
+    const std::int64_t one_thread_steps = t.calls[static_cast<int>(bnlab::profile::Section::one_thread_steps)];
     const std::int64_t steps = (split.train.size() + 31) / 32;
     fmt::print("epoch {} {:.4f} {:.4f} {:.4f} {:.4f} {}\n", model_name, seconds, gemm, bn, seconds - gemm - bn, steps);
     fmt::print(
         "  {} epoch {}: {:.3f} s ({:.1f} us/step): GEMM {:.3f} s ({:.0f}%), BatchNorm {:.3f} s ({:.0f}%), "
-        "optimizer {:.3f} s, batch gather {:.3f} s, rest {:.3f} s; loss {:.4f} accuracy {:.4f}\n",
+        "optimizer {:.3f} s, batch gather {:.3f} s, rest {:.3f} s; {} steps on one thread; loss {:.4f} accuracy "
+        "{:.4f}\n",
         model_name, e + 1, seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds,
-        optimizer, gather, seconds - gemm - bn - optimizer - gather, history.loss.back(), history.accuracy.back());
+        optimizer, gather, seconds - gemm - bn - optimizer - gather, one_thread_steps, history.loss.back(),
+        history.accuracy.back());
   }
   return 0;
 }

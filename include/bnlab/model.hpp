@@ -66,6 +66,13 @@ struct FitOptions {
   // Called after each epoch with its zero-based index and the history so far; return false to
   // stop training (the history returned then ends with that epoch).
   std::function<bool(int epoch, const History& history)> on_epoch_end;
+  // With more than one OpenMP thread configured, fit times `window` (16) steps on one thread
+  // after this many steps, keeps whichever count ran faster (by 5% or more), and compares again,
+  // twice as late while the choice holds (at most 16x), as soon again after it changes. On a
+  // shared host the second core is at times slower than none (docs/performance.md, "Thread
+  // count"). The bits of every result are the same for every thread count, so the choice changes
+  // only the time. 0: always the configured count.
+  std::int64_t thread_probe_interval = 256;
 };
 
 struct CompileOptions {

@@ -16,6 +16,7 @@
 #include "bnlab/profile.hpp"
 #include "bnlab/kernels/activations.hpp"
 #include "bnlab/kernels/loss.hpp"
+#include "model/thread_chooser.hpp"
 #include "model/train_buffers.hpp"
 
 namespace bnlab {
@@ -220,6 +221,9 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
         fmt::format("fit: initial_epoch is {}, must be in [0, epochs = {}]", options.initial_epoch, options.epochs));
   if (options.batch_size < 1)
     throw std::invalid_argument(fmt::format("fit: batch_size is {}, must be >= 1", options.batch_size));
+  if (options.thread_probe_interval < 0)
+    throw std::invalid_argument(
+        fmt::format("fit: thread_probe_interval is {}, must be >= 0", options.thread_probe_interval));
   check_inputs("fit", x, y, true);
   const bool validate = options.validation_x.defined();
   if (validate) check_inputs("fit (validation data)", options.validation_x, options.validation_y, true);
@@ -248,6 +252,8 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
 
   History history;
   std::vector<std::int64_t> order(static_cast<std::size_t>(samples));
+  detail::ThreadCountScope thread_count;
+  detail::ThreadChooser thread_chooser(thread_count.configured(), options.thread_probe_interval);
   for (int epoch = options.initial_epoch; epoch < options.epochs; ++epoch) {
     if (verbosity != Verbosity::silent) out << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
     const auto epoch_start = Clock::now();
@@ -259,6 +265,9 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
     std::int64_t correct = 0;
     std::int64_t seen = 0;
     for (std::int64_t step = 0; step < steps; ++step) {
+      const int step_threads = thread_chooser.threads();
+      thread_count.use(step_threads);
+      const auto step_start = Clock::now();
       const std::int64_t begin = step * capacity;
       const std::int64_t count = std::min(capacity, samples - begin);
       // Views of the preallocated buffers: copying a Tensor handle allocates nothing.
@@ -296,6 +305,11 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
         const profile::Scope updating(profile::Section::optimizer);
         optimizer_->apply(trainable_);
       }
+
+      const double step_seconds = seconds_between(step_start, Clock::now());
+      thread_chooser.record(step_seconds);
+      if (step_threads < thread_count.configured() && profile::enabled())
+        profile::add(profile::Section::one_thread_steps, step_seconds);
 
       loss_sum += batch_loss_sum;
       correct += batch_correct;

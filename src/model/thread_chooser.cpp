@@ -1,0 +1,69 @@
+#include "model/thread_chooser.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+
+namespace bnlab::detail {
+namespace {
+
+// The median of n <= window step times (the upper middle one for even n): one step that met a
+// page fault or a preempted core moves it little.
+double median(std::array<double, ThreadChooser::window> times, int n) {
+  auto middle = times.begin() + n / 2;
+  std::nth_element(times.begin(), middle, times.begin() + n);
+  return *middle;
+}
+
+}  // namespace
+
+ThreadChooser::ThreadChooser(int configured, std::int64_t interval)
+    : configured_(std::max(1, configured)),
+      current_(configured_),
+      base_interval_(configured_ > 1 ? std::max<std::int64_t>(0, interval) : 0),
+      interval_(base_interval_) {}
+
+void ThreadChooser::record(double seconds) {
+  if (base_interval_ == 0) return;
+  if (trial_) {
+    trial_times_[static_cast<std::size_t>(trial_count_++)] = seconds;
+    if (trial_count_ == window) decide();
+    return;
+  }
+  recent_[static_cast<std::size_t>(recent_next_)] = seconds;
+  recent_next_ = (recent_next_ + 1) % window;
+  recent_count_ = std::min(window, recent_count_ + 1);
+  if (++since_decision_ >= interval_ && recent_count_ == window) {
+    trial_ = true;
+    trial_count_ = 0;
+  }
+}
+
+void ThreadChooser::decide() {
+  trial_ = false;
+  since_decision_ = 0;
+  if (median(trial_times_, window) < required_gain * median(recent_, recent_count_)) {
+    current_ = other();
+    recent_ = trial_times_;  // the trial's steps ran on the new current count
+    recent_count_ = window;
+    recent_next_ = 0;
+    interval_ = base_interval_;
+  } else {
+    // The choice held: compare less often, so that a steady phase costs little.
+    interval_ = std::min(interval_ * 2, base_interval_ * longest_interval);
+  }
+}
+
+ThreadCountScope::ThreadCountScope() : configured_(omp_get_max_threads()), in_use_(configured_) {}
+
+ThreadCountScope::~ThreadCountScope() {
+  if (in_use_ != configured_) omp_set_num_threads(configured_);
+}
+
+void ThreadCountScope::use(int threads) {
+  if (threads == in_use_) return;
+  omp_set_num_threads(threads);
+  in_use_ = threads;
+}
+
+}  // namespace bnlab::detail

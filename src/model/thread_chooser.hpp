@@ -1,0 +1,63 @@
+#pragma once
+// Private to src/model: how fit() chooses, while it trains, between the configured OpenMP thread
+// count and one thread.
+//
+// Why: this project's machines are guests on shared hosts, and for minutes at a time the second
+// core is worth less than nothing to a small model. In those phases the seed MLP's epoch on two
+// threads took 0.54-0.58 s where one thread took 0.40-0.42 s (and two threads 0.26-0.28 s in the
+// other minutes): the single-threaded parts of a step (the BatchNorm calls, the loss, the
+// bias passes) ran up to 4x slower beside a second thread that only waited for the next
+// parallel region. The host gives no sign of these phases (no steal time), so fit measures:
+// every so often it times a few steps on the other thread count and keeps the faster. Every
+// kernel splits its work by the shape, never by the thread count, so the bits do not change.
+
+#include <array>
+#include <cstdint>
+
+namespace bnlab::detail {
+
+class ThreadChooser {
+ public:
+  static constexpr int window = 16;              // steps timed on each side of a comparison
+  static constexpr int longest_interval = 16;    // the interval doubles up to this many times the first
+  static constexpr double required_gain = 0.95;  // the other count must be 5% faster to take over
+
+  // configured: the thread count fit was called with; interval: steps between comparisons
+  // (0, or a configured count of 1: never compare, always the configured count).
+  ThreadChooser(int configured, std::int64_t interval);
+
+  // The thread count for the next step.
+  int threads() const { return trial_ ? other() : current_; }
+  // The step just run (with threads()) took `seconds`.
+  void record(double seconds);
+
+ private:
+  int other() const { return current_ == 1 ? configured_ : 1; }
+  void decide();
+
+  int configured_;
+  int current_;
+  std::int64_t base_interval_, interval_, since_decision_ = 0;
+  bool trial_ = false;
+  std::array<double, window> recent_{};  // the last steps on current_, a ring
+  int recent_count_ = 0, recent_next_ = 0;
+  std::array<double, window> trial_times_{};
+  int trial_count_ = 0;
+};
+
+// Sets the calling thread's OpenMP thread count for fit's steps and restores the count fit was
+// called with when it returns or throws.
+class ThreadCountScope {
+ public:
+  ThreadCountScope();
+  ~ThreadCountScope();
+  ThreadCountScope(const ThreadCountScope&) = delete;
+  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
+  int configured() const { return configured_; }
+  void use(int threads);
+
+ private:
+  int configured_, in_use_;
+};
+
+}  // namespace bnlab::detail
