@@ -330,7 +330,14 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
     history.seconds.push_back(seconds_between(epoch_start, Clock::now()));
     progress.finish(epoch_loss, epoch_accuracy, validate ? &history.val_loss.back() : nullptr,
                     validate ? &history.val_accuracy.back() : nullptr);
-    if (options.on_epoch_end && !options.on_epoch_end(epoch, history)) break;
+    if (options.on_epoch_end) {
+      // The caller's code runs with the thread count it set, whatever the steps used.
+      const int step_threads = thread_chooser.threads();
+      thread_count.use(thread_count.configured());
+      const bool go_on = options.on_epoch_end(epoch, history);
+      thread_count.use(step_threads);
+      if (!go_on) break;
+    }
   }
   return history;
 }

@@ -110,6 +110,10 @@ std::vector<std::vector<float>> train_seed_model(int threads, std::int64_t inter
   options.batch_size = 32;
   options.verbose = Verbosity::silent;
   options.thread_probe_interval = interval;
+  options.on_epoch_end = [threads](int, const History&) {
+    EXPECT_EQ(omp_get_max_threads(), threads) << "the callback must see the caller's thread count";
+    return true;
+  };
   profile::reset();
   profile::set_enabled(true);
   model.fit(x, y, options);
