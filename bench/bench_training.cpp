@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
     const double gather = seconds_in(bnlab::profile::Section::batch);
     const std::int64_t one_thread_steps = t.calls[static_cast<int>(bnlab::profile::Section::one_thread_steps)];
     const std::int64_t steps = (split.train.size() + 31) / 32;
-    fmt::print("epoch {} {:.4f} {:.4f} {:.4f} {:.4f} {}\n", model_name, seconds, gemm, bn, seconds - gemm - bn, steps);
+    fmt::print("epoch {} {:.4f} {:.4f} {:.4f} {:.4f} {} {}\n", model_name, seconds, gemm, bn, seconds - gemm - bn,
+               steps, one_thread_steps);
     fmt::print(
         "  {} epoch {}: {:.3f} s ({:.1f} us/step): GEMM {:.3f} s ({:.0f}%), BatchNorm {:.3f} s ({:.0f}%), "
         "optimizer {:.3f} s, batch gather {:.3f} s, rest {:.3f} s; {} steps on one thread; loss {:.4f} accuracy "

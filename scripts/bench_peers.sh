@@ -22,8 +22,9 @@
 #   --build-dir DIR    CMake build folder (default build-peers)
 #   --sections LIST    comma-separated subset of: kernels, epoch (default both)
 #   --rounds N         run every driver N times, interleaved (default 5); each entry of the
-#                      tables is a library's median round, so a burst of load (or a lucky quiet
-#                      minute) on a shared host moves one round of one library, not the ratio
+#                      kernel table is a library's median round, so a burst of load (or a lucky
+#                      quiet minute) on a shared host moves one round of one library, not the
+#                      ratio; the epoch's speed-up is the median of the rounds' own ratios
 #
 # Measure on a quiet machine: the drivers run one after the other (each operation timed beside a
 # copy probe in its own process, and compared in those units: bench/peers/README.md), so anything

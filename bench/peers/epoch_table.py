@@ -3,7 +3,8 @@
 
     epoch_table.py BNLAB_FILE PYTORCH_FILE
 
-BNLAB_FILE holds bench_training's lines `epoch bn <seconds> <gemm> <batchnorm> <rest> <steps>`,
+BNLAB_FILE holds bench_training's lines
+`epoch bn <seconds> <gemm> <batchnorm> <rest> <steps> <steps on one thread>`,
 PYTORCH_FILE torch_mlp_epoch.py's `epoch pytorch <seconds> <steps> <loss>`, two epochs a round
 in both. The second epoch of each round is its measurement (the first pays one-time costs: page
 faults, JIT, allocator warm-up). The speed-up is the median of the rounds' ratios, each from two
@@ -12,7 +13,6 @@ libraries' medians could pair a slow round of one with a fast round of the other
 Prints Markdown; exits 1 with a message when a file is unreadable or the rounds do not pair up.
 """
 
-import statistics
 import sys
 
 
@@ -41,8 +41,8 @@ def table(bnlab_rounds, torch_rounds):
     if len(bnlab_rounds) != len(torch_rounds):
         sys.exit(f"epoch_table: {len(bnlab_rounds)} bnlab rounds against {len(torch_rounds)} PyTorch rounds")
     ratios = [float(t[2]) / float(b[2]) for b, t in zip(bnlab_rounds, torch_rounds)]
-    # The round whose ratio is the median (the lower middle one for an even count) supplies the
-    # split of bnlab's time, so the table's row is one real round.
+    # The round whose ratio is the median (the lower middle one for an even count) is the
+    # headline and supplies the split of bnlab's time, so the table's rows are one real round.
     order = sorted(range(len(ratios)), key=lambda i: ratios[i])
     middle = order[(len(ratios) - 1) // 2]
     b, t = bnlab_rounds[middle], torch_rounds[middle]
@@ -54,20 +54,23 @@ def table(bnlab_rounds, torch_rounds):
                seconds, seconds / steps * 1e6, gemm, 100 * gemm / seconds, bn, 100 * bn / seconds, rest,
                100 * rest / seconds),
            "| PyTorch 1.13 | %.3f | %.0f | | | |" % (torch_seconds, torch_seconds / steps * 1e6), "",
-           "bnlab is %.1fx faster than PyTorch: the median of %d rounds' ratios (min %.1fx, max %.1fx), each from "
-           "the second epochs of the two libraries trained back to back, by turns first; the rows above are "
-           "that median round. Same threads, same run." % (statistics.median(ratios), len(ratios), min(ratios),
-                                                            max(ratios)),
-           "", "| round | bnlab s | PyTorch s | speed-up |", "| --- | ---: | ---: | ---: |"]
+           "bnlab is %.1fx faster than PyTorch: the median of %d rounds' ratios (min %.1fx, max %.1fx; the "
+           "lower middle one for an even count), each from the second epochs of the two libraries trained back "
+           "to back, by turns first; the rows above are that median round. Same thread count for both, as an "
+           "upper bound for bnlab's fit, which runs steps on one thread while that is measured faster "
+           "(docs/performance.md, \"Thread count\"; the last column)." % (ratios[middle], len(ratios), min(ratios),
+                                                                         max(ratios)),
+           "", "| round | bnlab s | PyTorch s | speed-up | bnlab steps on one thread |",
+           "| --- | ---: | ---: | ---: | ---: |"]
     for i, (b, t) in enumerate(zip(bnlab_rounds, torch_rounds)):
-        out.append("| %d | %.3f | %.3f | %.2fx |" % (i + 1, float(b[2]), float(t[2]), ratios[i]))
+        out.append("| %d | %.3f | %.3f | %.2fx | %d |" % (i + 1, float(b[2]), float(t[2]), ratios[i], int(float(b[7]))))
     return out
 
 
 def main(argv):
     if len(argv) != 3:
         sys.exit("usage: epoch_table.py BNLAB_FILE PYTORCH_FILE")
-    print("\n".join(table(measured_epochs(argv[1], "bn", 7), measured_epochs(argv[2], "pytorch", 5))))
+    print("\n".join(table(measured_epochs(argv[1], "bn", 8), measured_epochs(argv[2], "pytorch", 5))))
 
 
 if __name__ == "__main__":

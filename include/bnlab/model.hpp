@@ -67,7 +67,7 @@ struct FitOptions {
   // stop training (the history returned then ends with that epoch).
   std::function<bool(int epoch, const History& history)> on_epoch_end;
   // With more than one OpenMP thread configured, fit times `window` (16) steps on one thread
-  // after this many steps, keeps whichever count ran faster (by 5% or more), and compares again,
+  // after this many steps, keeps whichever count ran faster (by more than 5%), and compares again,
   // twice as late while the choice holds (at most 16x), as soon again after it changes. On a
   // shared host the second core is at times slower than none (docs/performance.md, "Thread
   // count"). The bits of every result are the same for every thread count, so the choice changes

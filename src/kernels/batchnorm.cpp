@@ -12,6 +12,7 @@
 
 #include "bnlab/profile.hpp"
 #include "kernels/batchnorm_loops.hpp"
+#include "kernels/parallel.hpp"
 #include "kernels/simd.hpp"
 
 namespace bnlab::kernels {
@@ -197,7 +198,7 @@ void run_tasks(const Plan& plan, std::int64_t count, bool fence, Task task,
     }
     if (fence) _mm_sfence();
   };
-  if (!plan.parallel) {
+  if (!plan.parallel || !detail::threads_available()) {
     run_share(0, count);
     return;
   }

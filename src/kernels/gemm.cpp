@@ -74,26 +74,32 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t M, std::int64_t N, st
   // OpenBLAS 0.3.21 on the seed's shapes, docs/performance.md). Its own threading would make
   // C's bits depend on the thread count, so C is cut into tiles fixed by the shape alone and
   // each tile is one sgemm call made inside an OpenMP region, where oneDNN runs it on the
-  // calling thread: every thread count computes every tile alike. The region is opened even
-  // for a single tile, or oneDNN would thread that tile itself.
+  // calling thread: every thread count computes every tile alike. With threads to spare the
+  // region is opened even for a single tile, or oneDNN would thread that tile itself.
   const GemmTiling tiling = gemm_tiling(M, N, K);
   const char op_a = transpose_a ? 'T' : 'N';
   const char op_b = transpose_b ? 'T' : 'N';
   const dnnl_dim_t lda_b = to_blas(lda, "lda"), ldb_b = to_blas(ldb, "ldb"), ldc_b = to_blas(ldc, "ldc");
   const std::int64_t tiles = tiling.row_tiles * tiling.col_tiles;
   dnnl_status_t failure = dnnl_success;
-#pragma omp parallel for schedule(static)
-  for (std::int64_t t = 0; t < tiles; ++t) {
+  auto tile = [&](std::int64_t t) {
     const std::int64_t i = (t / tiling.col_tiles) * tiling.tile_rows, j = (t % tiling.col_tiles) * tiling.tile_cols;
     const dnnl_dim_t rows = std::min(tiling.tile_rows, M - i);
     const dnnl_dim_t cols = std::min(tiling.tile_cols, N - j);
     const float* a = transpose_a ? A + i : A + i * lda;
     const float* b = transpose_b ? B + j * ldb : B + j;
-    const dnnl_status_t status =
-        dnnl_sgemm(op_a, op_b, rows, cols, k, alpha, a, lda_b, b, ldb_b, beta, C + i * ldc + j, ldc_b);
-    if (status != dnnl_success) {
+    return dnnl_sgemm(op_a, op_b, rows, cols, k, alpha, a, lda_b, b, ldb_b, beta, C + i * ldc + j, ldc_b);
+  };
+  if (!detail::threads_available()) {  // one thread: oneDNN runs single-threaded without a region
+    for (std::int64_t t = 0; t < tiles && failure == dnnl_success; ++t) failure = tile(t);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      const dnnl_status_t status = tile(t);
+      if (status != dnnl_success) {
 #pragma omp critical(bnlab_gemm_failure)
-      failure = status;
+        failure = status;
+      }
     }
   }
   if (failure != dnnl_success)

@@ -14,10 +14,13 @@
 
 namespace bnlab::kernels::detail {
 
+// Whether a parallel region would get more than one thread: not inside another region (no
+// nesting) and more than one thread configured. With one, libgomp still allocates a team for
+// every region; fit runs steps on one thread when that is faster (src/model/thread_chooser.hpp).
+inline bool threads_available() { return !omp_in_parallel() && omp_get_max_threads() > 1; }
+
 // Whether a loop of `work` elements should be spread over the threads.
-inline bool worth_threads(std::int64_t work, std::int64_t threshold) {
-  return work > threshold && !omp_in_parallel() && omp_get_max_threads() > 1;
-}
+inline bool worth_threads(std::int64_t work, std::int64_t threshold) { return work > threshold && threads_available(); }
 
 // Runs body(begin, end) over [0, count): once for the whole range when `parallel` is false,
 // otherwise once per thread over contiguous ranges whose starts are multiples of `align`

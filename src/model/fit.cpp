@@ -1,3 +1,4 @@
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -253,7 +254,9 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
   History history;
   std::vector<std::int64_t> order(static_cast<std::size_t>(samples));
   detail::ThreadCountScope thread_count;
-  detail::ThreadChooser thread_chooser(thread_count.configured(), options.thread_probe_interval);
+  detail::ThreadChooser& thread_chooser = buffers.thread_chooser;
+  if (!thread_chooser.made_for(thread_count.configured(), options.thread_probe_interval))
+    thread_chooser = detail::ThreadChooser(thread_count.configured(), options.thread_probe_interval);
   for (int epoch = options.initial_epoch; epoch < options.epochs; ++epoch) {
     if (verbosity != Verbosity::silent) out << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
     const auto epoch_start = Clock::now();
@@ -307,7 +310,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       }
 
       const double step_seconds = seconds_between(step_start, Clock::now());
-      thread_chooser.record(step_seconds);
+      if (count == capacity) thread_chooser.record(step_seconds);  // an epoch's short last step is no sample
       if (step_threads < thread_count.configured() && profile::enabled())
         profile::add(profile::Section::one_thread_steps, step_seconds);
 
@@ -331,11 +334,14 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
     progress.finish(epoch_loss, epoch_accuracy, validate ? &history.val_loss.back() : nullptr,
                     validate ? &history.val_accuracy.back() : nullptr);
     if (options.on_epoch_end) {
-      // The caller's code runs with the thread count it set, whatever the steps used.
-      const int step_threads = thread_chooser.threads();
+      // The caller's code runs with the thread count it set, whatever the steps used; a count
+      // it sets there holds for the epochs after, and after fit, as it would without the chooser.
       thread_count.use(thread_count.configured());
       const bool go_on = options.on_epoch_end(epoch, history);
-      thread_count.use(step_threads);
+      if (const int now = omp_get_max_threads(); now != thread_count.configured()) {
+        thread_count.adopt(now);
+        thread_chooser = detail::ThreadChooser(now, options.thread_probe_interval);
+      }
       if (!go_on) break;
     }
   }

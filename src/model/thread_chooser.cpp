@@ -18,9 +18,12 @@ double median(std::array<double, ThreadChooser::window> times, int n) {
 }  // namespace
 
 ThreadChooser::ThreadChooser(int configured, std::int64_t interval)
-    : configured_(std::max(1, configured)),
+    : requested_configured_(configured),
+      requested_interval_(interval),
+      configured_(std::max(1, configured)),
       current_(configured_),
-      base_interval_(configured_ > 1 ? std::max<std::int64_t>(0, interval) : 0),
+      // Capped so that doubling it can never overflow; no fit runs 2^40 steps.
+      base_interval_(configured_ > 1 ? std::clamp<std::int64_t>(interval, 0, std::int64_t{1} << 40) : 0),
       interval_(base_interval_) {}
 
 void ThreadChooser::record(double seconds) {
@@ -33,6 +36,7 @@ void ThreadChooser::record(double seconds) {
   recent_[static_cast<std::size_t>(recent_next_)] = seconds;
   recent_next_ = (recent_next_ + 1) % window;
   recent_count_ = std::min(window, recent_count_ + 1);
+  // The window holds only steps since the last decision, on the count chosen then.
   if (++since_decision_ >= interval_ && recent_count_ == window) {
     trial_ = true;
     trial_count_ = 0;
@@ -42,11 +46,11 @@ void ThreadChooser::record(double seconds) {
 void ThreadChooser::decide() {
   trial_ = false;
   since_decision_ = 0;
-  if (median(trial_times_, window) < required_gain * median(recent_, recent_count_)) {
+  const bool switch_count = median(trial_times_, window) < required_gain * median(recent_, recent_count_);
+  recent_count_ = 0;
+  recent_next_ = 0;
+  if (switch_count) {
     current_ = other();
-    recent_ = trial_times_;  // the trial's steps ran on the new current count
-    recent_count_ = window;
-    recent_next_ = 0;
     interval_ = base_interval_;
   } else {
     // The choice held: compare less often, so that a steady phase costs little.
@@ -58,6 +62,11 @@ ThreadCountScope::ThreadCountScope() : configured_(omp_get_max_threads()), in_us
 
 ThreadCountScope::~ThreadCountScope() {
   if (in_use_ != configured_) omp_set_num_threads(configured_);
+}
+
+void ThreadCountScope::adopt(int threads) {
+  configured_ = threads;
+  in_use_ = threads;
 }
 
 void ThreadCountScope::use(int threads) {

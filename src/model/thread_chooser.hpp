@@ -8,8 +8,9 @@
 // other minutes): the single-threaded parts of a step (the BatchNorm calls, the loss, the
 // bias passes) ran up to 4x slower beside a second thread that only waited for the next
 // parallel region. The host gives no sign of these phases (no steal time), so fit measures:
-// every so often it times a few steps on the other thread count and keeps the faster. Every
-// kernel splits its work by the shape, never by the thread count, so the bits do not change.
+// every so often it times a few steps on the other thread count and keeps the faster. The order
+// of every reduction is fixed by the shape, never by the thread count (threads only share out
+// independent elements, rows, channels and GEMM tiles), so the bits do not change.
 
 #include <array>
 #include <cstdint>
@@ -20,11 +21,17 @@ class ThreadChooser {
  public:
   static constexpr int window = 16;              // steps timed on each side of a comparison
   static constexpr int longest_interval = 16;    // the interval doubles up to this many times the first
-  static constexpr double required_gain = 0.95;  // the other count must be 5% faster to take over
+  static constexpr double required_gain = 0.95;  // the other count must be more than 5% faster
 
-  // configured: the thread count fit was called with; interval: steps between comparisons
-  // (0, or a configured count of 1: never compare, always the configured count).
+  // configured: the thread count fit was called with; interval: steps between comparisons, in
+  // effect at least `window` (0, or a configured count of 1: never compare, always the configured
+  // count).
   ThreadChooser(int configured, std::int64_t interval);
+  // Whether this chooser was made with these arguments (fit keeps it from one call to the next,
+  // so a caller that runs fit an epoch at a time keeps its choice).
+  bool made_for(int configured, std::int64_t interval) const {
+    return configured == requested_configured_ && interval == requested_interval_;
+  }
 
   // The thread count for the next step.
   int threads() const { return trial_ ? other() : current_; }
@@ -35,11 +42,13 @@ class ThreadChooser {
   int other() const { return current_ == 1 ? configured_ : 1; }
   void decide();
 
+  int requested_configured_;
+  std::int64_t requested_interval_;
   int configured_;
   int current_;
   std::int64_t base_interval_, interval_, since_decision_ = 0;
   bool trial_ = false;
-  std::array<double, window> recent_{};  // the last steps on current_, a ring
+  std::array<double, window> recent_{};  // the last steps on current_ since the last decision, a ring
   int recent_count_ = 0, recent_next_ = 0;
   std::array<double, window> trial_times_{};
   int trial_count_ = 0;
@@ -55,6 +64,9 @@ class ThreadCountScope {
   ThreadCountScope& operator=(const ThreadCountScope&) = delete;
   int configured() const { return configured_; }
   void use(int threads);
+  // The caller changed the thread count to `threads` (fit's on_epoch_end): from now on it is the
+  // configured count, and it stays set when fit returns, as it would without the chooser.
+  void adopt(int threads);
 
  private:
   int configured_, in_use_;

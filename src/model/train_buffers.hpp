@@ -7,6 +7,7 @@
 #include "bnlab/layers/layer.hpp"
 #include "bnlab/model.hpp"
 #include "bnlab/tensor.hpp"
+#include "model/thread_chooser.hpp"
 
 namespace bnlab {
 
@@ -17,6 +18,7 @@ struct Sequential::TrainBuffers {
   Tensor probabilities;               // (capacity, classes)
   Tensor dlogits;                     // (capacity, classes)
   Tensor sample_losses;               // (capacity)
+  detail::ThreadChooser thread_chooser{1, 0};  // kept from one fit call to the next
 };
 
 namespace model_detail {

@@ -1,6 +1,7 @@
 // A training step allocates nothing after the first: counted through the global operator new,
 // replaced here for the whole test_model binary (it only counts while a test asks it to).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -29,7 +30,8 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 namespace bnlab {
 namespace {
 
-long allocations_during_fit(Sequential& model, std::int64_t samples, const Shape& per_sample) {
+long allocations_during_fit(Sequential& model, std::int64_t samples, const Shape& per_sample,
+                            std::int64_t thread_probe_interval = FitOptions{}.thread_probe_interval) {
   Shape shape{samples};
   shape.insert(shape.end(), per_sample.begin(), per_sample.end());
   Tensor x(shape);
@@ -40,6 +42,7 @@ long allocations_during_fit(Sequential& model, std::int64_t samples, const Shape
   o.epochs = 1;
   o.batch_size = 16;
   o.verbose = Verbosity::silent;
+  o.thread_probe_interval = thread_probe_interval;
   allocations = 0;
   counting = true;
   model.fit(x, y, o);
@@ -64,6 +67,23 @@ TEST(Allocation, NonePerTrainingStepWithStandInLayers) {
   model.build({5}, 1);
   model.compile(std::make_unique<Adam>());
   expect_no_allocation_per_step(model, {5});
+}
+
+// fit's trials of one thread against two (src/model/thread_chooser.hpp) switch the OpenMP thread
+// count every few steps here: 40 steps against 120, both with trials.
+TEST(Allocation, NonePerTrainingStepWhileFitComparesThreadCounts) {
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(2);
+  Sequential model;
+  model.add(std::make_unique<testing::TestDense>(8, "relu"));
+  model.add(std::make_unique<testing::TestDense>(3, "softmax"));
+  model.build({5}, 1);
+  model.compile(std::make_unique<SGD>(1e-3));
+  allocations_during_fit(model, 640, {5}, 1);
+  const long short_run = allocations_during_fit(model, 640, {5}, 1);
+  const long long_run = allocations_during_fit(model, 1920, {5}, 1);
+  omp_set_num_threads(before);
+  EXPECT_EQ(long_run, short_run);
 }
 
 TEST(Allocation, NoneFromTheModelPerTrainingStepWithSeedModel) {

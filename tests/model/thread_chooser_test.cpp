@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -13,6 +15,7 @@
 #include "bnlab/models.hpp"
 #include "bnlab/optim.hpp"
 #include "bnlab/profile.hpp"
+#include "model/test_layers.hpp"
 
 namespace bnlab {
 namespace {
@@ -31,10 +34,12 @@ std::vector<int> run_steps(ThreadChooser& chooser, int steps, Seconds seconds_on
   return used;
 }
 
-int count_of(const std::vector<int>& used, int threads, std::size_t begin = 0, std::size_t end = SIZE_MAX) {
-  int n = 0;
-  for (std::size_t i = begin; i < std::min(end, used.size()); ++i) n += used[i] == threads;
-  return n;
+// How many of the steps [begin, end) ran on `threads`.
+long count_of(const std::vector<int>& used, int threads, std::size_t begin = 0, std::size_t end = SIZE_MAX) {
+  end = std::min(end, used.size());
+  begin = std::min(begin, end);
+  return std::count(used.begin() + static_cast<std::ptrdiff_t>(begin), used.begin() + static_cast<std::ptrdiff_t>(end),
+                    threads);
 }
 
 TEST(ThreadChooser, KeepsTheConfiguredCountWhileItIsFasterAndComparesLessOften) {
@@ -64,6 +69,23 @@ TEST(ThreadChooser, TakesOneThreadWhenItIsFasterAndGoesBackWhenItIsNot) {
   EXPECT_EQ(chooser.threads(), 2);
 }
 
+TEST(ThreadChooser, ComparesSoonAgainAfterASwitch) {
+  ThreadChooser chooser(2, 32);
+  bool second_core_slow = false;
+  auto seconds_on = [&](int threads) { return threads == 1 ? 1.0 : (second_core_slow ? 1.4 : 0.6); };
+  // Two trials that keep two threads (after 32 steps, then 64): the interval has grown to 128.
+  auto used = run_steps(chooser, 32 + 16 + 64 + 16, seconds_on);
+  EXPECT_EQ(count_of(used, 1), 32);
+  second_core_slow = true;
+  used = run_steps(chooser, 128 + 16, seconds_on);
+  EXPECT_EQ(count_of(used, 1, 128), 16);  // the third trial, 128 steps on
+  EXPECT_EQ(chooser.threads(), 1);        // won by one thread
+  // The next comparison comes 32 steps after the switch, not 256: a trial on two threads.
+  used = run_steps(chooser, 32 + 16, seconds_on);
+  EXPECT_EQ(count_of(used, 1, 0, 32), 32);
+  EXPECT_EQ(count_of(used, 2, 32), 16);
+}
+
 TEST(ThreadChooser, NeedsAFivePercentGainToSwitch) {
   ThreadChooser chooser(4, 32);
   run_steps(chooser, 48, [](int threads) { return threads == 1 ? 0.97 : 1.0; });
@@ -89,9 +111,11 @@ TEST(ThreadChooser, NeverComparesWithOneThreadOrAnIntervalOfZero) {
   }
 }
 
-// Every kernel splits its work by the shape alone, so steps on one thread and on two give the
-// same bits: a fit whose chooser compares every step (16 steps of every 17 on the other count)
-// ends with the weights of fixed one- and two-thread runs.
+// Every reduction's order is fixed by the shape, never by the thread count (the threads only
+// share out independent elements, rows, channels or GEMM tiles), so steps on one thread and on
+// two give the same bits: a fit whose chooser compares as often as it can (a trial of 16 steps
+// on one thread after the first 16 of its 40) ends with the weights of fixed one- and
+// two-thread runs.
 std::vector<std::vector<float>> train_seed_model(int threads, std::int64_t interval, std::int64_t* one_thread_steps) {
   const int before = omp_get_max_threads();
   omp_set_num_threads(threads);
@@ -142,6 +166,74 @@ TEST(FitThreads, StepsOnEitherCountGiveTheSameBits) {
     EXPECT_EQ(std::memcmp(one[k].data(), two[k].data(), one[k].size() * sizeof(float)), 0) << "parameter " << k;
     EXPECT_EQ(std::memcmp(one[k].data(), switching[k].data(), one[k].size() * sizeof(float)), 0) << "parameter " << k;
   }
+}
+
+// An identity layer that notes the OpenMP thread count each training forward runs with.
+class ThreadRecorder : public testing::TestFlatten {
+ public:
+  explicit ThreadRecorder(std::vector<int>* seen) : seen_(seen) {}
+  const Tensor& forward(const Tensor& x, bool training) override {
+    if (training) seen_->push_back(omp_get_max_threads());
+    return TestFlatten::forward(x, training);
+  }
+
+ private:
+  std::vector<int>* seen_;
+};
+
+struct RecordedFit {
+  std::vector<int> step_threads;
+  int threads_after = 0;
+};
+
+RecordedFit fit_recording_threads(int threads, std::int64_t interval, int epochs,
+                                  const std::function<bool(int, const History&)>& on_epoch_end = nullptr) {
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  RecordedFit r;
+  r.step_threads.reserve(1024);
+  Sequential model;
+  model.add(std::make_unique<ThreadRecorder>(&r.step_threads));
+  model.add(std::make_unique<testing::TestDense>(3, "softmax"));
+  model.build({4}, 1);
+  model.compile(std::make_unique<SGD>(0.01));
+  Tensor x({320, 4});
+  for (std::int64_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) * 0.1f;
+  std::vector<std::int32_t> y(320);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::int32_t>(i % 3);
+  FitOptions options;
+  options.epochs = epochs;
+  options.batch_size = 8;  // 40 steps an epoch
+  options.verbose = Verbosity::silent;
+  options.thread_probe_interval = interval;
+  options.on_epoch_end = on_epoch_end;
+  model.fit(x, y, options);
+  r.threads_after = omp_get_max_threads();
+  omp_set_num_threads(before);
+  return r;
+}
+
+TEST(FitThreads, TrialStepsRunOnOneThread) {
+  const RecordedFit r = fit_recording_threads(2, 1, 1);
+  ASSERT_EQ(r.step_threads.size(), 40u);
+  // 16 steps on two threads fill the window, then 16 trial steps on one; whichever wins, the
+  // caller's count is back after fit.
+  for (std::size_t s = 0; s < 16; ++s) EXPECT_EQ(r.step_threads[s], 2) << "step " << s;
+  for (std::size_t s = 16; s < 32; ++s) EXPECT_EQ(r.step_threads[s], 1) << "step " << s;
+  EXPECT_EQ(r.threads_after, 2);
+}
+
+TEST(FitThreads, ACountSetInTheCallbackHoldsAfterwards) {
+  // The callback sets one thread after the first epoch: the later epochs run on it, and it is
+  // still set when fit returns, as without the chooser.
+  const RecordedFit r = fit_recording_threads(2, 0, 3, [](int epoch, const History&) {
+    if (epoch == 0) omp_set_num_threads(1);
+    return true;
+  });
+  ASSERT_EQ(r.step_threads.size(), 120u);
+  EXPECT_EQ(r.step_threads[39], 2);
+  for (std::size_t s = 40; s < 120; ++s) EXPECT_EQ(r.step_threads[s], 1) << "step " << s;
+  EXPECT_EQ(r.threads_after, 1);
 }
 
 TEST(FitThreads, ANegativeIntervalIsRefused) {
