@@ -12,8 +12,9 @@
 namespace bnlab::profile {
 
 // gemm and batchnorm: inside the kernels; optimizer: the update of every trainable array; batch:
-// gathering a step's examples (fit); one_thread_steps: whole steps that fit ran on one thread
-// although more were configured (its calls count the steps; see FitOptions::thread_probe_interval).
+// gathering a step's examples (fit); one_thread_steps: whole steps that fit (or an experiment's
+// StepTrainer) ran on one thread although more were configured (its calls count the steps; see
+// FitOptions::thread_probe_interval).
 enum class Section : int { gemm = 0, batchnorm = 1, optimizer = 2, batch = 3, one_thread_steps = 4 };
 inline constexpr int section_count = 5;
 

@@ -1,6 +1,9 @@
 #include "bnlab/experiments/step_training.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -8,6 +11,8 @@
 #include <fmt/format.h>
 
 #include "bnlab/layers/layers.hpp"
+#include "bnlab/profile.hpp"
+#include "model/thread_chooser.hpp"
 
 namespace bnlab::experiments {
 
@@ -63,12 +68,16 @@ const Tensor& forward_through(Sequential& model, std::size_t last_layer, const T
   return *current;
 }
 
-StepTrainer::StepTrainer(Sequential& model, const data::Dataset& train, std::int64_t batch_size, std::uint64_t seed)
+StepTrainer::StepTrainer(Sequential& model, const data::Dataset& train, std::int64_t batch_size, std::uint64_t seed,
+                         std::int64_t thread_probe_interval)
     : model_(model),
       train_(train),
       batches_(train.size(), std::max<std::int64_t>(batch_size, 1), seed),
       batch_size_(batch_size),
-      steps_per_epoch_(batch_size >= 1 ? train.size() / batch_size : 0) {
+      steps_per_epoch_(batch_size >= 1 ? train.size() / batch_size : 0),
+      thread_probe_interval_(thread_probe_interval) {
+  if (thread_probe_interval < 0)
+    throw std::invalid_argument(fmt::format("thread_probe_interval is {}, must be >= 0", thread_probe_interval));
   if (!model.compiled()) throw std::invalid_argument("StepTrainer: the model is not compiled");
   if (batch_size < 1) throw std::invalid_argument(fmt::format("batch size is {}, must be >= 1", batch_size));
   if (batch_size > train.size())
@@ -81,10 +90,19 @@ StepTrainer::StepTrainer(Sequential& model, const data::Dataset& train, std::int
   batch_x_ = Tensor(shape);
   batch_y_.resize(static_cast<std::size_t>(batch_size));
   batches_.start_epoch(0);
+  thread_chooser_ = std::make_unique<detail::ThreadChooser>(omp_get_max_threads(), thread_probe_interval_);
 }
+
+StepTrainer::~StepTrainer() = default;
 
 double StepTrainer::step() {
   if (diverged_) throw std::logic_error("StepTrainer::step: the run diverged; no further steps");
+  detail::ThreadCountScope thread_count;  // the caller's count again when the step returns
+  if (!thread_chooser_->made_for(thread_count.configured(), thread_probe_interval_))
+    *thread_chooser_ = detail::ThreadChooser(thread_count.configured(), thread_probe_interval_);
+  const int step_threads = thread_chooser_->threads();
+  thread_count.use(step_threads);
+  const auto start = std::chrono::steady_clock::now();
   const std::int64_t index = steps_ % steps_per_epoch_;
   if (index == 0 && steps_ > 0) batches_.start_epoch(steps_ / steps_per_epoch_);
   // A batch of the iterator is batch_size long except its last; full batches only (index <
@@ -99,6 +117,10 @@ double StepTrainer::step() {
   }
   model_.optimizer().apply(trainable_);
   ++steps_;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  thread_chooser_->record(seconds);
+  if (step_threads < thread_count.configured() && profile::enabled())
+    profile::add(profile::Section::one_thread_steps, seconds);
   return loss;
 }
 

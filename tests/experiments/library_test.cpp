@@ -3,9 +3,11 @@
 // trainer, and the request checks behind `bnlab experiment`.
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -20,6 +22,7 @@
 #include "bnlab/experiments/report.hpp"
 #include "bnlab/experiments/step_training.hpp"
 #include "bnlab/optim.hpp"
+#include "bnlab/profile.hpp"
 #include "experiments_support.hpp"
 #include "support/temp_dir.hpp"
 
@@ -233,6 +236,48 @@ TEST(StepTrainer, TrainsDropsTheRemainderAndChecksTheBatch) {
   EXPECT_EQ(trainer.epochs_completed(), 10);
   EXPECT_FALSE(trainer.diverged());
   EXPECT_EQ(accuracy_of(model, set), 1.0);
+}
+
+// StepTrainer times steps on one thread against the caller's count as fit does
+// (src/model/thread_chooser.hpp); the bits are the same either way, and the caller's count is
+// back after every step.
+TEST(StepTrainer, StepsOnOneThreadGiveTheSameBits) {
+  data::Dataset set;
+  set.images = Tensor({50, 28, 28});
+  for (std::int64_t i = 0; i < set.images.size(); ++i) set.images[i] = static_cast<float>((i * 37 % 255) / 255.0);
+  for (int n = 0; n < 50; ++n) set.labels.push_back(n % 10);
+  MlpSpec spec;
+  spec.hidden_units = {32, 16};
+  spec.activation = "relu";
+  spec.batch_norm = true;
+  auto train = [&](std::int64_t interval, std::int64_t* one_thread_steps) {
+    Sequential model = make_mlp(spec, 3);
+    model.compile(std::make_unique<SGD>(0.05));
+    StepTrainer trainer(model, set, 16, 1, interval);
+    profile::reset();
+    profile::set_enabled(true);
+    for (int i = 0; i < 40; ++i) {
+      trainer.step();
+      EXPECT_EQ(omp_get_max_threads(), 2) << "step " << i;
+    }
+    profile::set_enabled(false);
+    *one_thread_steps = profile::totals().calls[static_cast<int>(profile::Section::one_thread_steps)];
+    std::vector<std::vector<float>> weights;
+    for (Parameter* p : model.parameters()) weights.emplace_back(p->value.data(), p->value.data() + p->value.size());
+    return weights;
+  };
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(2);
+  std::int64_t fixed_one_thread = 0, probing_one_thread = 0;
+  const auto fixed = train(0, &fixed_one_thread);
+  const auto probing = train(1, &probing_one_thread);
+  omp_set_num_threads(before);
+  EXPECT_EQ(fixed_one_thread, 0);
+  EXPECT_GE(probing_one_thread, 16);  // the trial after the first 16 steps
+  ASSERT_EQ(fixed.size(), probing.size());
+  for (std::size_t k = 0; k < fixed.size(); ++k)
+    EXPECT_EQ(std::memcmp(fixed[k].data(), probing[k].data(), fixed[k].size() * sizeof(float)), 0) << "parameter " << k;
+  EXPECT_THROW(train(-1, &fixed_one_thread), std::invalid_argument);
 }
 
 TEST(ExperimentRequest, RefusesBadInputWithClearMessages) {

@@ -11,12 +11,17 @@
 // batch size, the very thing some experiments vary, differ from step to step.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "bnlab/data/batching.hpp"
 #include "bnlab/data/fashion_mnist.hpp"
 #include "bnlab/model.hpp"
+
+namespace bnlab::detail {
+class ThreadChooser;
+}
 
 namespace bnlab::experiments {
 
@@ -54,7 +59,14 @@ const Tensor& forward_through(Sequential& model, std::size_t last_layer, const T
 //   std::invalid_argument naming both). The data set must outlive the trainer.
 class StepTrainer {
 public:
-  StepTrainer(Sequential& model, const data::Dataset& train, std::int64_t batch_size, std::uint64_t seed);
+  // thread_probe_interval: as FitOptions's; steps run on one thread while that is measured
+  // faster, and the caller's thread count is back when step() returns (the evaluations between
+  // steps run on it).
+  StepTrainer(Sequential& model, const data::Dataset& train, std::int64_t batch_size, std::uint64_t seed,
+              std::int64_t thread_probe_interval = FitOptions{}.thread_probe_interval);
+  ~StepTrainer();
+  StepTrainer(const StepTrainer&) = delete;
+  StepTrainer& operator=(const StepTrainer&) = delete;
 
   // Trains on the next batch and returns its mean loss. A non-finite loss applies no update,
   // sets diverged() and is returned; step() must not be called again after that.
@@ -77,6 +89,8 @@ private:
   std::int64_t steps_per_epoch_;
   std::int64_t steps_ = 0;
   bool diverged_ = false;
+  std::int64_t thread_probe_interval_;
+  std::unique_ptr<detail::ThreadChooser> thread_chooser_;
 };
 
 // Accuracy in inference mode (moving statistics) over the whole set, in batches of 1,000 for
