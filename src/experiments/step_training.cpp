@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 
 #include "bnlab/layers/layers.hpp"
-#include "bnlab/profile.hpp"
 #include "model/thread_chooser.hpp"
 
 namespace bnlab::experiments {
@@ -98,10 +97,8 @@ StepTrainer::~StepTrainer() = default;
 double StepTrainer::step() {
   if (diverged_) throw std::logic_error("StepTrainer::step: the run diverged; no further steps");
   detail::ThreadCountScope thread_count;  // the caller's count again when the step returns
-  if (!thread_chooser_->made_for(thread_count.configured(), thread_probe_interval_))
-    *thread_chooser_ = detail::ThreadChooser(thread_count.configured(), thread_probe_interval_);
-  const int step_threads = thread_chooser_->threads();
-  thread_count.use(step_threads);
+  thread_chooser_->prepare(thread_count.configured(), thread_probe_interval_);
+  thread_count.use(thread_chooser_->threads());
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t index = steps_ % steps_per_epoch_;
   if (index == 0 && steps_ > 0) batches_.start_epoch(steps_ / steps_per_epoch_);
@@ -117,10 +114,7 @@ double StepTrainer::step() {
   }
   model_.optimizer().apply(trainable_);
   ++steps_;
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  thread_chooser_->record(seconds);
-  if (step_threads < thread_count.configured() && profile::enabled())
-    profile::add(profile::Section::one_thread_steps, seconds);
+  thread_chooser_->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return loss;
 }
 

@@ -255,8 +255,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
   std::vector<std::int64_t> order(static_cast<std::size_t>(samples));
   detail::ThreadCountScope thread_count;
   detail::ThreadChooser& thread_chooser = buffers.thread_chooser;
-  if (!thread_chooser.made_for(thread_count.configured(), options.thread_probe_interval))
-    thread_chooser = detail::ThreadChooser(thread_count.configured(), options.thread_probe_interval);
+  thread_chooser.prepare(thread_count.configured(), options.thread_probe_interval);
   for (int epoch = options.initial_epoch; epoch < options.epochs; ++epoch) {
     if (verbosity != Verbosity::silent) out << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
     const auto epoch_start = Clock::now();
@@ -268,8 +267,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
     std::int64_t correct = 0;
     std::int64_t seen = 0;
     for (std::int64_t step = 0; step < steps; ++step) {
-      const int step_threads = thread_chooser.threads();
-      thread_count.use(step_threads);
+      thread_count.use(thread_chooser.threads());
       const auto step_start = Clock::now();
       const std::int64_t begin = step * capacity;
       const std::int64_t count = std::min(capacity, samples - begin);
@@ -309,10 +307,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
         optimizer_->apply(trainable_);
       }
 
-      const double step_seconds = seconds_between(step_start, Clock::now());
-      if (count == capacity) thread_chooser.record(step_seconds);  // an epoch's short last step is no sample
-      if (step_threads < thread_count.configured() && profile::enabled())
-        profile::add(profile::Section::one_thread_steps, step_seconds);
+      thread_chooser.record(seconds_between(step_start, Clock::now()), count == capacity);
 
       loss_sum += batch_loss_sum;
       correct += batch_correct;
@@ -340,7 +335,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       const bool go_on = options.on_epoch_end(epoch, history);
       if (const int now = omp_get_max_threads(); now != thread_count.configured()) {
         thread_count.adopt(now);
-        thread_chooser = detail::ThreadChooser(now, options.thread_probe_interval);
+        thread_chooser.prepare(now, options.thread_probe_interval);
       }
       if (!go_on) break;
     }

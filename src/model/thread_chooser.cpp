@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "bnlab/profile.hpp"
+
 namespace bnlab::detail {
 namespace {
 
@@ -26,8 +28,13 @@ ThreadChooser::ThreadChooser(int configured, std::int64_t interval)
       base_interval_(configured_ > 1 ? std::clamp<std::int64_t>(interval, 0, std::int64_t{1} << 40) : 0),
       interval_(base_interval_) {}
 
-void ThreadChooser::record(double seconds) {
-  if (base_interval_ == 0) return;
+void ThreadChooser::prepare(int configured, std::int64_t interval) {
+  if (configured != requested_configured_ || interval != requested_interval_) *this = ThreadChooser(configured, interval);
+}
+
+void ThreadChooser::record(double seconds, bool sample) {
+  if (threads() < configured_ && profile::enabled()) profile::add(profile::Section::one_thread_steps, seconds);
+  if (base_interval_ == 0 || !sample) return;
   if (trial_) {
     trial_times_[static_cast<std::size_t>(trial_count_++)] = seconds;
     if (trial_count_ == window) decide();

@@ -1,6 +1,6 @@
 #pragma once
-// Private to src/model: how fit() chooses, while it trains, between the configured OpenMP thread
-// count and one thread.
+// Private to src (fit() and the experiments' StepTrainer): how training chooses, while it runs,
+// between the configured OpenMP thread count and one thread.
 //
 // Why: this project's machines are guests on shared hosts, and for minutes at a time the second
 // core is worth less than nothing to a small model. In those phases the seed MLP's epoch on two
@@ -27,16 +27,17 @@ class ThreadChooser {
   // effect at least `window` (0, or a configured count of 1: never compare, always the configured
   // count).
   ThreadChooser(int configured, std::int64_t interval);
-  // Whether this chooser was made with these arguments (fit keeps it from one call to the next,
-  // so a caller that runs fit an epoch at a time keeps its choice).
-  bool made_for(int configured, std::int64_t interval) const {
-    return configured == requested_configured_ && interval == requested_interval_;
-  }
+  // Keeps this chooser's state when it was made with these arguments, else starts afresh (fit
+  // keeps its chooser from one call to the next, so a caller that runs fit an epoch at a time
+  // keeps its choice).
+  void prepare(int configured, std::int64_t interval);
 
   // The thread count for the next step.
   int threads() const { return trial_ ? other() : current_; }
-  // The step just run (with threads()) took `seconds`.
-  void record(double seconds);
+  // The step just run (with threads()) took `seconds`; `sample`: a step like the others (not an
+  // epoch's short last one). Steps on one thread, while more are configured, also go into the
+  // profile (profile::Section::one_thread_steps).
+  void record(double seconds, bool sample = true);
 
  private:
   int other() const { return current_ == 1 ? configured_ : 1; }
