@@ -29,7 +29,8 @@ ThreadChooser::ThreadChooser(int configured, std::int64_t interval)
       interval_(base_interval_) {}
 
 void ThreadChooser::prepare(int configured, std::int64_t interval) {
-  if (configured != requested_configured_ || interval != requested_interval_) *this = ThreadChooser(configured, interval);
+  if (configured != requested_configured_ || interval != requested_interval_)
+    *this = ThreadChooser(configured, interval);
 }
 
 void ThreadChooser::record(double seconds, bool sample) {
