@@ -12,9 +12,10 @@
 #                      omp_set_num_threads and torch.set_num_threads
 #   --out FILE         the Markdown report (default out/bench_peers.md); the drivers' raw output
 #                      goes beside it as FILE.<library>.<round>.txt
-#   --quick            1 warm-up, 3 repetitions: checks that everything runs, measures nothing
+#   --quick            1 warm-up, 3 repetitions, and one round of the epoch section: checks
+#                      that everything runs, measures nothing
 #   --repetitions N    samples per median (default 21)
-#   --shape NAME       one shape only (e.g. 32x300_NC)
+#   --shape NAME       one shape only (e.g. 32x300_NC; the kernel section)
 #   --warm-cache       no cache eviction before the samples of the shapes of 1 MiB and more
 #                      (default: cold caches there, bench/peers/README.md)
 #   --torch-mode MODE  ops (default: ATen operators, no autograd) or autograd; see
@@ -39,13 +40,14 @@ out=out/bench_peers.md
 build_dir=build-peers
 torch_mode=ops
 rounds=5
+quick=0
 driver_args=()
 chosen_sections=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
     --out) out="$2"; [[ "$out" == /* ]] || out="$caller/$out"; shift 2 ;;
-    --quick) driver_args+=(--quick); shift ;;
+    --quick) driver_args+=(--quick); quick=1; shift ;;
     --repetitions) driver_args+=(--repetitions "$2"); shift 2 ;;
     --shape) driver_args+=(--shape "$2"); shift 2 ;;
     --warm-cache) driver_args+=(--warm-cache); shift ;;
@@ -137,19 +139,20 @@ section_kernels() {
 # can change from one minute to the next (a slow phase stretched bnlab's epoch 2x and PyTorch's
 # 1.5x), and the ratio of two medians could pair one library's slow round with the other's fast one.
 section_epoch() {
-  local round
+  local round epoch_rounds=$rounds
+  ((quick)) && epoch_rounds=1
   : >"$raw.epoch_bnlab.txt"
   : >"$raw.epoch_pytorch.txt"
   epoch_bnlab() {
-    echo "bench_peers: round $round of $rounds: epoch, bnlab..." >&2
+    echo "bench_peers: round $round of $epoch_rounds: epoch, bnlab..." >&2
     "$build_dir/bench/bench_training" --model bn --epochs 2 --threads "$threads" >>"$raw.epoch_bnlab.txt"
   }
   epoch_pytorch() {
-    echo "bench_peers: round $round of $rounds: epoch, PyTorch..." >&2
+    echo "bench_peers: round $round of $epoch_rounds: epoch, PyTorch..." >&2
     LD_PRELOAD="$tcmalloc" TCMALLOC_RELEASE_RATE=0 /usr/bin/python3 bench/peers/torch_mlp_epoch.py \
       --threads "$threads" --epochs 2 >>"$raw.epoch_pytorch.txt"
   }
-  for ((round = 1; round <= rounds; round++)); do
+  for ((round = 1; round <= epoch_rounds; round++)); do
     if ((round % 2)); then epoch_bnlab; epoch_pytorch; else epoch_pytorch; epoch_bnlab; fi
   done
   /usr/bin/python3 bench/peers/epoch_table.py "$raw.epoch_bnlab.txt" "$raw.epoch_pytorch.txt" >"$raw.epoch.md"
