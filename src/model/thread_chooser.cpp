@@ -20,8 +20,7 @@ double median(std::array<double, ThreadChooser::window> times, int n) {
 }  // namespace
 
 ThreadChooser::ThreadChooser(int configured, std::int64_t interval)
-    : requested_configured_(configured),
-      requested_interval_(interval),
+    : requested_interval_(interval),
       configured_(std::max(1, configured)),
       current_(configured_),
       // Capped so that doubling it can never overflow; no fit runs 2^40 steps.
@@ -29,7 +28,7 @@ ThreadChooser::ThreadChooser(int configured, std::int64_t interval)
       interval_(base_interval_) {}
 
 void ThreadChooser::prepare(int configured, std::int64_t interval) {
-  if (configured != requested_configured_ || interval != requested_interval_)
+  if (std::max(1, configured) != configured_ || interval != requested_interval_)
     *this = ThreadChooser(configured, interval);
 }
 

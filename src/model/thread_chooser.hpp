@@ -43,8 +43,7 @@ class ThreadChooser {
   int other() const { return current_ == 1 ? configured_ : 1; }
   void decide();
 
-  int requested_configured_;
-  std::int64_t requested_interval_;
+  std::int64_t requested_interval_;  // as given: base_interval_ is clamped, and 0 for one thread
   int configured_;
   int current_;
   std::int64_t base_interval_, interval_, since_decision_ = 0;
