@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "bnlab/model.hpp"
 #include "kernels/batchnorm_loops.hpp"
 
 namespace bnlab {
@@ -29,6 +30,13 @@ int thread_count() { return omp_get_max_threads(); }
 std::string system_description() {
   return fmt::format("CPU: {} ({} logical cores); kernels: {}; threads: {}", cpu_model(),
                      std::thread::hardware_concurrency(), kernel_instruction_set(), thread_count());
+}
+
+std::string training_threads_description() {
+  const int threads = thread_count();
+  const std::int64_t interval = default_thread_probe_interval();
+  if (threads == 1 || interval == 0) return fmt::format("training threads: {} (fixed)", threads);
+  return fmt::format("training threads: up to {}, one where timed faster (every {} steps)", threads, interval);
 }
 
 }  // namespace bnlab

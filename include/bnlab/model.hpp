@@ -51,6 +51,13 @@ struct History {
 // stdout is a terminal, one_line_per_epoch otherwise.
 enum class Verbosity { silent = 0, progress_bar = 1, one_line_per_epoch = 2, automatic = 3 };
 
+// The thread_probe_interval that FitOptions (and experiments::StepTrainer) start with: 256 until
+// set_default_thread_probe_interval() changes it for the whole process, as a thread count set
+// with omp_set_num_threads() holds for every later call. Negative values are refused
+// (std::invalid_argument).
+std::int64_t default_thread_probe_interval();
+void set_default_thread_probe_interval(std::int64_t steps);
+
 struct FitOptions {
   int epochs = 1;
   std::int64_t batch_size = 32;
@@ -71,8 +78,9 @@ struct FitOptions {
   // twice as late while the choice holds (at most 16x), as soon again after it changes. On a
   // shared host the second core is at times slower than none (docs/performance.md, "Thread
   // count"). The bits of every result are the same for every thread count, so the choice changes
-  // only the time. 0: always the configured count.
-  std::int64_t thread_probe_interval = 256;
+  // only the time. 0: always the configured count. The default is 256, or what
+  // set_default_thread_probe_interval() last set (the CLI's --thread-probe-interval).
+  std::int64_t thread_probe_interval = default_thread_probe_interval();
 };
 
 struct CompileOptions {

@@ -10,5 +10,8 @@ std::string cpu_model();               // "AMD EPYC 9B45", from /proc/cpuinfo; "
 std::string kernel_instruction_set();  // "avx512f", "avx2" or "x86-64"
 int thread_count();                    // omp_get_max_threads()
 std::string system_description();      // one line with all of the above
+// How training uses the threads (FitOptions::thread_probe_interval's default), for its logs:
+// "training threads: 2 (fixed)" or "training threads: up to 2, one where timed faster (every 256 steps)".
+std::string training_threads_description();
 
 }  // namespace bnlab

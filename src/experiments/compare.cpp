@@ -135,7 +135,7 @@ Comparison run_comparison(const CompareOptions& options, std::ostream& out) {
                      training.epochs, training.seed);
   out << fmt::format("Fashion-MNIST from {}: {} training, {} validation, {} test images\n", comparison.data_dir,
                      comparison.train_samples, comparison.validation_samples, comparison.test_samples);
-  out << system_description() << "\n" << std::flush;
+  out << system_description() << "; " << training_threads_description() << "\n" << std::flush;
 
   for (const auto& name : models) {
     out << fmt::format("\n=== {} ===\n", name);

@@ -1,9 +1,13 @@
 #include "model/thread_chooser.hpp"
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <stdexcept>
 
+#include "bnlab/model.hpp"
 #include "bnlab/profile.hpp"
 
 namespace bnlab::detail {
@@ -83,3 +87,21 @@ void ThreadCountScope::use(int threads) {
 }
 
 }  // namespace bnlab::detail
+
+namespace bnlab {
+namespace {
+
+std::atomic<std::int64_t> thread_probe_interval_default{256};
+
+}  // namespace
+
+std::int64_t default_thread_probe_interval() { return thread_probe_interval_default.load(std::memory_order_relaxed); }
+
+void set_default_thread_probe_interval(std::int64_t steps) {
+  if (steps < 0)
+    throw std::invalid_argument(
+        fmt::format("thread_probe_interval is {}, must be >= 0 (0: always the configured thread count)", steps));
+  thread_probe_interval_default.store(steps, std::memory_order_relaxed);
+}
+
+}  // namespace bnlab

@@ -270,6 +270,33 @@ TEST_F(Cli, TrainIsReproducibleForASeedAndDependsOnIt) {
   EXPECT_NE(train("7", "adam"), first);
 }
 
+// The global --thread-probe-interval reaches fit: the log's system line says which policy the
+// run trained under, and the result is the same bits under either.
+TEST_F(Cli, ThreadProbeIntervalSetsTheTrainingThreadPolicy) {
+  auto train = [&](const std::vector<std::string>& global) {
+    std::vector<std::string> args = global;
+    const std::vector<std::string> command{"train",    "--model",      "bn",  "--epochs",      "1",  "--data-dir",
+                                           data_dir(), "--validation", "100", "--train-limit", "200"};
+    args.insert(args.end(), command.begin(), command.end());
+    const RunResult result = run(args);
+    EXPECT_EQ(result.status, 0) << result.err;
+    return result;
+  };
+  const RunResult timed = train({"--threads", "2"});
+  EXPECT_TRUE(Contains(timed.out, "; training threads: up to 2, one where timed faster (every 256 steps)\n"));
+  const RunResult often = train({"--threads", "2", "--thread-probe-interval", "16"});
+  EXPECT_TRUE(Contains(often.out, "; training threads: up to 2, one where timed faster (every 16 steps)\n"));
+  const RunResult fixed = train({"--threads", "2", "--thread-probe-interval", "0"});
+  EXPECT_TRUE(Contains(fixed.out, "; training threads: 2 (fixed)\n"));
+  ASSERT_FALSE(test_line(timed.out).empty());
+  EXPECT_EQ(test_line(often.out), test_line(timed.out));
+  EXPECT_EQ(test_line(fixed.out), test_line(timed.out));
+  expect_refused({"--thread-probe-interval", "-1", "summary", "--model", "bn"},
+                 "--thread-probe-interval: must be >= 0, got -1");
+  expect_refused({"--thread-probe-interval", "010", "summary", "--model", "bn"},
+                 "--thread-probe-interval: must be a decimal integer, got '010'");
+}
+
 TEST_F(Cli, CompareWritesMatchingCsvJsonAndTable) {
   const std::string out_dir = scratch_ / "compare";
   const RunResult result = run({"compare", "--epochs", "2", "--data-dir", data_dir(), "--validation", "100",

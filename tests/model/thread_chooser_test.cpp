@@ -252,5 +252,18 @@ TEST(FitThreads, ANegativeIntervalIsRefused) {
   }
 }
 
+// The process-wide default (the CLI's --thread-probe-interval) is what a FitOptions starts with.
+TEST(FitThreads, TheDefaultIntervalIsSetForTheProcess) {
+  EXPECT_EQ(default_thread_probe_interval(), 256);
+  EXPECT_EQ(FitOptions{}.thread_probe_interval, 256);
+  set_default_thread_probe_interval(0);
+  EXPECT_EQ(FitOptions{}.thread_probe_interval, 0);
+  set_default_thread_probe_interval(64);
+  EXPECT_EQ(FitOptions{}.thread_probe_interval, 64);
+  EXPECT_THROW(set_default_thread_probe_interval(-1), std::invalid_argument);
+  EXPECT_EQ(default_thread_probe_interval(), 64);
+  set_default_thread_probe_interval(256);
+}
+
 }  // namespace
 }  // namespace bnlab

@@ -7,6 +7,7 @@
 #include <exception>
 #include <iostream>
 
+#include "bnlab/model.hpp"
 #include "command.hpp"
 #include "options.hpp"
 
@@ -33,6 +34,12 @@ int main(int argc, char** argv) {
                  "OpenMP threads for kernels and GEMM (default: $BNLAB_THREADS, else OMP_NUM_THREADS, else all cores)")
       ->check(signed_decimal())
       ->check(CLI::Range(1, 1024));
+  std::int64_t thread_probe_interval = bnlab::default_thread_probe_interval();
+  app.add_option("--thread-probe-interval", thread_probe_interval,
+                 "training: time a few steps on one thread after this many and keep the faster thread count "
+                 "(results are the same bits either way); 0: always --threads")
+      ->check(at_least(0))
+      ->capture_default_str();
 
   auto& all = commands();
   std::sort(all.begin(), all.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
@@ -50,6 +57,7 @@ int main(int argc, char** argv) {
       }
     }
     if (threads > 0) omp_set_num_threads(threads);
+    bnlab::set_default_thread_probe_interval(thread_probe_interval);
   });
 
   try {

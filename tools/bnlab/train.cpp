@@ -80,7 +80,7 @@ void run_train(const TrainArguments& args) {
       t.learning_rate, t.momentum != 0 ? fmt::format(", momentum {}", t.momentum) : "", t.batch_size, t.epochs, t.seed);
   std::cout << fmt::format("Fashion-MNIST from {}: {} training, {} validation, {} test images\n",
                            args.data.data_dir.string(), data.train.size(), data.validation.size(), data.test.size());
-  std::cout << system_description() << "\n";
+  std::cout << system_description() << "; " << training_threads_description() << "\n";
   model.summary(std::cout);
 
   const experiments::TrainResult result =
