@@ -65,8 +65,12 @@ struct FitOptions {
   Tensor validation_x;
   std::span<const std::int32_t> validation_y;
   bool shuffle = true;
-  // The shuffle of epoch e depends only on (seed, e), so a run resumed with initial_epoch = e
-  // from a checkpoint saved after epoch e sees the same batches as the uninterrupted run.
+  // Each epoch's shuffle depends only on (seed, its key). Epoch e of a call with initial_epoch
+  // = e0 > 0 has the key e, so a run resumed with initial_epoch = e from a checkpoint saved after
+  // epoch e sees the same batches as the uninterrupted run. A call with initial_epoch = 0
+  // continues after the last key this model's earlier fit calls used (none: 0), so fit with
+  // epochs = 1 called in a loop shuffles anew every time, as Keras does, in the orders of one
+  // call with epochs = n. (A model made by load() starts again from key 0.)
   std::uint64_t seed = 0;
   int initial_epoch = 0;  // epochs run are initial_epoch .. epochs-1, printed "Epoch e+1/epochs"
   Verbosity verbose = Verbosity::automatic;
@@ -206,6 +210,7 @@ private:
   // and that layer computes no input gradient (build() tells it).
   std::size_t first_trained_layer_ = 0;
   std::unique_ptr<TrainBuffers> buffers_;
+  int next_shuffle_key_ = 0;  // one past the last epoch's shuffle key fit used (FitOptions::seed)
 };
 
 }  // namespace bnlab

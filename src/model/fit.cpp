@@ -256,11 +256,14 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
   detail::ThreadCountScope thread_count;
   detail::ThreadChooser& thread_chooser = buffers.thread_chooser;
   thread_chooser.prepare(thread_count.configured(), options.thread_probe_interval);
+  const int key_offset = next_shuffle_key_;
   for (int epoch = options.initial_epoch; epoch < options.epochs; ++epoch) {
     if (verbosity != Verbosity::silent) out << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
     const auto epoch_start = Clock::now();
     std::iota(order.begin(), order.end(), std::int64_t{0});
-    if (options.shuffle) shuffle_for_epoch(order, options.seed, epoch);
+    const int shuffle_key = epoch + (options.initial_epoch == 0 ? key_offset : 0);
+    next_shuffle_key_ = std::max(next_shuffle_key_, shuffle_key + 1);
+    if (options.shuffle) shuffle_for_epoch(order, options.seed, shuffle_key);
 
     Progress progress(out, verbosity, steps);
     double loss_sum = 0.0;

@@ -226,6 +226,34 @@ TEST(Fit, InitialEpochResumesTheNumberingAndTheShuffle) {
     for (std::int64_t j = 0; j < pw[i]->value.size(); ++j) ASSERT_EQ(pw[i]->value[j], ps[i]->value[j]);
 }
 
+// Keras reshuffles on every epoch, whatever the calls: fit(epochs = 1) in a loop trains on the
+// orders of one call with epochs = 3, not on epoch 0's order three times.
+TEST(Fit, RepeatedCallsShuffleAnewInTheOrdersOfOneCall) {
+  const Blobs train = make_blobs(60, 1);
+  FitOptions o = quiet(3);
+  o.seed = 5;
+  Sequential whole = blob_model(7, std::make_unique<SGD>(0.05, 0.9));
+  const History full = whole.fit(train.x, train.y, o);
+
+  Sequential looped = blob_model(7, std::make_unique<SGD>(0.05, 0.9));
+  o.epochs = 1;
+  std::vector<double> losses;
+  for (int call = 0; call < 3; ++call) losses.push_back(looped.fit(train.x, train.y, o).loss[0]);
+  EXPECT_EQ(losses, full.loss);
+  const auto pw = whole.parameters(), pl = looped.parameters();
+  for (std::size_t i = 0; i < pw.size(); ++i)
+    for (std::int64_t j = 0; j < pw[i]->value.size(); ++j) ASSERT_EQ(pw[i]->value[j], pl[i]->value[j]);
+
+  // After those keys (0, 1, 2), a call from initial_epoch 0 goes on with 3, as does the Keras
+  // idiom fit(initial_epoch = 3, epochs = 4).
+  o.epochs = 1;
+  const double next_from_zero = looped.fit(train.x, train.y, o).loss[0];
+  o.initial_epoch = 3;
+  o.epochs = 4;
+  const double next_as_epoch_three = whole.fit(train.x, train.y, o).loss[0];
+  EXPECT_EQ(next_from_zero, next_as_epoch_three);
+}
+
 TEST(Fit, NonFiniteLossStopsWithEpochAndStep) {
   Blobs train = make_blobs(64, 1);
   train.x[40 * 4 + 2] = std::numeric_limits<float>::quiet_NaN();  // sample 40: batch 3 of 16
