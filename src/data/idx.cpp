@@ -261,6 +261,9 @@ IdxArray read_idx_file(const std::filesystem::path& path) {
     throw FileError(name, fmt::format("cannot access: {}", ec.message()));
   if (!std::filesystem::exists(status)) throw FileError(name, "no such file");
   if (std::filesystem::is_directory(status)) throw FileError(name, "is a directory, expected an IDX file");
+  // A FIFO would block the read until a writer came, a device never end it.
+  if (!std::filesystem::is_regular_file(status))
+    throw FileError(name, "is not a regular file (a device, FIFO or socket), expected an IDX file");
 
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FileError(name, fmt::format("cannot open: {}", std::strerror(errno)));

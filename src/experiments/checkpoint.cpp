@@ -7,15 +7,13 @@
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <stdexcept>
 #include <vector>
 
 #include "bnlab/experiments/output_files.hpp"
+#include "io/files.hpp"
 
 namespace bnlab::experiments {
 namespace {
@@ -210,11 +208,7 @@ Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name
 
 Checkpoint load_checkpoint(const std::filesystem::path& directory) {
   const std::string path = checkpoint_path(directory).string();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("checkpoint '{}': cannot open: {}", path, std::strerror(errno)));
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw std::runtime_error(fmt::format("checkpoint '{}': read error", path));
-  return checkpoint_from_bytes(bytes, path);
+  return checkpoint_from_bytes(io::read_regular_file(path, "checkpoint"), path);
 }
 
 int remove_stale_checkpoint_temporaries(const std::filesystem::path& directory) {

@@ -117,10 +117,12 @@ void check_compare_options(const CompareOptions& options) {
 
 Comparison run_comparison(const CompareOptions& options, std::ostream& out) {
   check_compare_options(options);
-  prepare_output_directory(options.out_dir, "output directory");
   const std::vector<std::string> models = options.models.empty() ? seed_model_names() : options.models;
 
   const SeedData data = load_seed_data(options.data);
+  // Created once the data has been read (a bad --data-dir leaves no directory behind), still
+  // before any training time is spent.
+  prepare_output_directory(options.out_dir, "output directory");
   Comparison comparison;
   comparison.training = options.training;
   comparison.data_dir = options.data.data_dir.string();

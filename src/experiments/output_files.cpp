@@ -1,8 +1,6 @@
 #include "bnlab/experiments/output_files.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+
+#include "io/files.hpp"
 
 namespace bnlab::experiments {
 namespace {
@@ -35,49 +35,7 @@ std::string creation_error(const std::filesystem::path& directory) {
 }  // namespace
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents) {
-  std::string temp = path.string() + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0)
-    throw std::runtime_error(
-        fmt::format("write '{}': cannot create a temporary file beside it: {}", path.string(), errno_text(errno)));
-  auto fail = [&](const std::string& step, int error) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return std::runtime_error(fmt::format("write '{}': {} failed: {}; the existing file, if any, is unchanged",
-                                          path.string(), step, errno_text(error)));
-  };
-  // mkstemp creates the file 0600; an output file should be as readable as any other (or keep
-  // the mode of the file it replaces).
-  struct stat old {};
-  const mode_t mode = ::stat(path.c_str(), &old) == 0 ? (old.st_mode & 07777) : 0644;
-  if (::fchmod(fd, mode) != 0) throw fail("chmod of the temporary file", errno);
-  std::size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw fail(fmt::format("writing byte {} of {}", written, contents.size()), errno);
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) throw fail("fsync", errno);
-  if (::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error(fmt::format("write '{}': close failed: {}", path.string(), errno_text(error)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error(
-        fmt::format("write '{}': rename of the temporary file failed: {}", path.string(), errno_text(error)));
-  }
-  // The rename survives a crash only once the directory entry itself is on disk.
-  const int dir_fd = ::open(parent_or_current(path).c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  io::write_file_atomically(path, contents, "write");
 }
 
 void check_file_destination(const std::filesystem::path& path, std::string_view what) {
@@ -85,10 +43,15 @@ void check_file_destination(const std::filesystem::path& path, std::string_view 
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw std::invalid_argument(fmt::format("{} '{}' is a directory, expected a file path", what, path.string()));
-  const auto parent = parent_or_current(path);
-  if (!std::filesystem::is_directory(parent, ec))
+  std::string problem;
+  const std::filesystem::path target = io::write_target(path, problem);
+  if (!problem.empty()) throw std::invalid_argument(fmt::format("{} '{}' {}", what, path.string(), problem));
+  const auto parent = parent_or_current(target);
+  if (!std::filesystem::exists(parent, ec))
     throw std::invalid_argument(
         fmt::format("{} '{}': the directory '{}' does not exist", what, path.string(), parent.string()));
+  if (!std::filesystem::is_directory(parent, ec))
+    throw std::invalid_argument(fmt::format("{} '{}': '{}' is not a directory", what, path.string(), parent.string()));
   if (const std::string error = creation_error(parent); !error.empty())
     throw std::invalid_argument(fmt::format("{} '{}': the directory '{}' is not writable: {}", what, path.string(),
                                             parent.string(), error));

@@ -1,23 +1,18 @@
 // Whole-model files ("BNLB", version 1). The layout is documented in docs/formats.md; keep the
 // two in step, and bump the version for any change a version-1 reader would misread.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <zlib.h>
 
 #include <bit>
-#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <stdexcept>
 #include <string_view>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include "bnlab/layers/factory.hpp"
 #include "bnlab/model.hpp"
+#include "io/files.hpp"
 
 namespace bnlab {
 
@@ -75,57 +70,6 @@ std::uint32_t crc32_of(const char* data, std::size_t size) {
     size -= piece;
   }
   return static_cast<std::uint32_t>(crc);
-}
-
-std::string errno_text(int error) { return std::strerror(error); }
-
-// Writes all of bytes to PATH atomically. Any failure removes the temporary and leaves PATH as
-// it was; the rename is the only step that touches PATH, and rename() replaces it atomically.
-void write_atomically(const std::string& path, const std::string& bytes) {
-  std::string temp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0)
-    throw std::runtime_error(fmt::format("save '{}': cannot create a temporary file beside it: {}", path,
-                                         errno_text(errno)));
-  auto fail = [&](const std::string& step, int error) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return std::runtime_error(fmt::format("save '{}': {} failed: {}; the existing file, if any, is unchanged", path,
-                                          step, errno_text(error)));
-  };
-  // mkstemp creates the file 0600; a model file is as readable as any other output, or keeps
-  // the mode of the file it replaces.
-  struct stat old {};
-  const mode_t mode = ::stat(path.c_str(), &old) == 0 ? (old.st_mode & 07777) : 0644;
-  if (::fchmod(fd, mode) != 0) throw fail("chmod of the temporary file", errno);
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw fail(fmt::format("writing byte {} of {}", written, bytes.size()), errno);
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) throw fail("fsync", errno);
-  if (::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error(fmt::format("save '{}': close failed: {}", path, errno_text(error)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error(fmt::format("save '{}': rename of the temporary file failed: {}", path, errno_text(error)));
-  }
-  // The rename is durable only once the directory entry is on disk.
-  const std::size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
 }
 
 // ---- reading --------------------------------------------------------------------------------
@@ -214,14 +158,6 @@ private:
   std::size_t end_;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("load '{}': cannot open: {}", path, errno_text(errno)));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw std::runtime_error(fmt::format("load '{}': read error", path));
-  return bytes;
-}
-
 std::string printable(std::string_view s) {
   std::string out;
   for (unsigned char c : s) out += (c >= 32 && c < 127) ? fmt::format("{}", static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
@@ -283,13 +219,13 @@ std::string Sequential::to_bytes() const {
   return std::move(bytes);
 }
 
-void Sequential::save(const std::string& path) const { write_atomically(path, to_bytes()); }
+void Sequential::save(const std::string& path) const { io::write_file_atomically(path, to_bytes(), "save"); }
 
 Sequential Sequential::load(const std::string& path) { return load(path, make_layer); }
 
 Sequential Sequential::load(const std::string& path, const LayerFactory& factory) {
   if (!factory) throw std::invalid_argument(fmt::format("load '{}': no layer factory given", path));
-  return load_from_buffer(read_file(path), path, factory);
+  return load_from_buffer(io::read_regular_file(path, "load"), path, factory);
 }
 
 Sequential Sequential::load_from_buffer(std::string_view bytes, const std::string& path) {

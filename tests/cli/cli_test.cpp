@@ -90,8 +90,9 @@ TEST_F(Cli, RefusesUnknownFlagsAndMissingArguments) {
   expect_refused({"train"}, "--model is required");
   expect_refused({"evaluate"}, "--load is required");
   expect_refused({}, "A subcommand is required");
-  // CLI11 checks for a subcommand before it reports the stray word.
-  expect_refused({"frobnicate"}, "A subcommand is required");
+  // CLI11 alone would say "A subcommand is required" without naming the word it did not know.
+  expect_refused({"frobnicate"}, "unknown command 'frobnicate' (valid: compare, demo, evaluate, experiment,");
+  expect_refused({"--threads", "2", "frobnicate", "--model", "bn"}, "unknown command 'frobnicate'");
 }
 
 // CLI11 alone reads integers with strtoll(base 0): "032" as octal 26, "0x10" as 16, and "-1"
@@ -107,6 +108,15 @@ TEST_F(Cli, IntegerFlagsTakePlainDecimalOnly) {
   expect_refused({"experiment", "covariate-shift", "--steps", "0x10"},
                  "--steps: must be a decimal integer, got '0x10'");
   expect_refused({"demo", "--seed", "-1"}, "--seed: must be a decimal integer >= 0");
+  // Past the type's range CLI11 would store the largest value (strtoll saturates): two seeds,
+  // one run.
+  expect_refused({"train", "--model", "bn", "--seed", "18446744073709551616"},
+                 "--seed: 18446744073709551616 is out of range");
+  expect_refused({"train", "--model", "bn", "--batch-size", "99999999999999999999"},
+                 "--batch-size: 99999999999999999999 is out of range");
+  expect_refused({"experiment", "covariate-shift", "--steps", "99999999999999999999"},
+                 "--steps: 99999999999999999999 is out of range");
+  expect_refused({"train", "--model", "bn", "--lr", "0x10"}, "--lr: must be a decimal number, got '0x10'");
   expect_refused({"experiment", "normalize", "--out", ""}, "--out: the path is empty");
   EXPECT_EQ(run({"--threads", "2", "summary", "--model", "bn"}).status, 0);
 }

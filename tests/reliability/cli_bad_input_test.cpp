@@ -4,9 +4,12 @@
 // 2, before any training, and leaves no file behind.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,9 +92,86 @@ TEST_F(BadInput, BrokenDataFilesNameTheFileAndTheProblem) {
   expect_refused(train({}), "train-images-idx3-ubyte");
 }
 
+// A FIFO blocks a read until a writer comes, and an atomic write renames a file over whatever
+// is at the path (as root: /dev/null). Only regular files are read or replaced; a symbolic link
+// is followed and stays a link.
+TEST_F(BadInput, OnlyRegularFilesAreReadOrReplaced) {
+  const fs::path fifo = scratch_.path() / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  expect_refused(train({"--save", fifo.string()}),
+                 "--save path '" + fifo.string() + "' is a FIFO, not a regular file; refusing to replace it");
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  expect_refused({"evaluate", "--load", fifo.string(), "--data-dir", data_.string()},
+                 "load '" + fifo.string() + "': is a FIFO, expected a regular file");
+  expect_refused({"evaluate", "--load", scratch_.path().string(), "--data-dir", data_.string()},
+                 "load '" + scratch_.path().string() + "': is a directory, expected a regular file");
+  const fs::path dangling = scratch_.path() / "dangling";
+  fs::create_symlink(scratch_.path() / "missing", dangling);
+  expect_refused(train({"--save", dangling.string()}),
+                 "--save path '" + dangling.string() + "' is a symbolic link to nothing");
+  const fs::path labels = data_ / "t10k-labels-idx1-ubyte";
+  fs::remove(labels);
+  ASSERT_EQ(::mkfifo(labels.c_str(), 0644), 0);
+  expect_refused(train({}), labels.string() + ": is not a regular file");
+}
+
+TEST_F(BadInput, ASaveThroughASymbolicLinkReplacesItsTarget) {
+  const fs::path target = scratch_.path() / "model.bnlb", link = scratch_.path() / "link.bnlb";
+  std::ofstream(target) << "old";
+  fs::create_symlink(target, link);
+  const RunResult result = run_bnlab(train({"--save", link.string()}), scratch_.path());
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_NE(read_text(target), "old");
+  EXPECT_EQ(run_bnlab({"evaluate", "--load", link.string(), "--data-dir", data_.string()}, scratch_.path()).status, 0);
+}
+
+TEST_F(BadInput, SavePathsThatCannotHoldTheModel) {
+  const fs::path checkpoints = scratch_.path() / "checkpoints";
+  fs::create_directories(checkpoints);
+  expect_refused(
+      train({"--checkpoint-dir", checkpoints.string(), "--save", (checkpoints / "checkpoint.bnck").string()}),
+      "is the checkpoint file of --checkpoint-dir");
+  const fs::path file = scratch_.path() / "a-file";
+  std::ofstream(file) << "x";
+  expect_refused(train({"--save", (file / "model.bnlb").string()}), "'" + file.string() + "' is not a directory");
+}
+
+// Sets an environment variable for the bnlab runs of one scope, then puts back what was there.
+class ScopedEnvironment {
+ public:
+  ScopedEnvironment(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnvironment() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnvironment(const ScopedEnvironment&) = delete;
+  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The environment's thread counts take the same spelling and limit as --threads.
 TEST_F(BadInput, ThreadCounts) {
   expect_refused({"--threads", "0", "summary", "--model", "bn"}, "--threads: Value 0 not in range 1 to 1024");
   expect_refused({"--threads", "many", "summary", "--model", "bn"}, "--threads");
+  for (const char* value : {"+2", " 2", "02", "1025"}) {
+    const ScopedEnvironment threads("BNLAB_THREADS", value);
+    expect_refused({"summary", "--model", "bn"},
+                   std::string("BNLAB_THREADS: must be an integer in [1, 1024], got '") + value + "'");
+  }
+  // libgomp crashed in the first parallel region with 99999.
+  const ScopedEnvironment threads("OMP_NUM_THREADS", "99999");
+  expect_refused({"summary", "--model", "bn"}, "OMP_NUM_THREADS: gives 99999 threads, more than 1024");
+  EXPECT_EQ(run_bnlab({"--threads", "2", "summary", "--model", "bn"}, scratch_.path()).status, 0);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include "bnlab/model.hpp"
 #include "command.hpp"
@@ -48,14 +49,19 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] {
     if (threads == 0) {
       if (const char* env = std::getenv("BNLAB_THREADS")) {
-        char* end = nullptr;
-        const long value = std::strtol(env, &end, 10);
-        if (end == env || *end != '\0' || value < 1 || value > 1024)
-          throw CLI::ValidationError("BNLAB_THREADS",
-                                     std::string("must be an integer in [1, 1024], got '") + env + "'");
+        // The same spelling as --threads: plain decimal digits.
+        const std::string text = env;
+        const long value = is_plain_decimal(text, false) && text.size() <= 4 ? std::stol(text) : 0;
+        if (value < 1 || value > 1024)
+          throw CLI::ValidationError("BNLAB_THREADS", "must be an integer in [1, 1024], got '" + text + "'");
         threads = static_cast<int>(value);
       }
     }
+    // OMP_NUM_THREADS is libgomp's to read; past about 10^4 threads its parallel regions crash
+    // or fail to start, so hold it to the same limit as --threads.
+    if (threads == 0 && omp_get_max_threads() > 1024)
+      throw CLI::ValidationError("OMP_NUM_THREADS", "gives " + std::to_string(omp_get_max_threads()) +
+                                                        " threads, more than 1024; use --threads N or BNLAB_THREADS");
     if (threads > 0) omp_set_num_threads(threads);
     bnlab::set_default_thread_probe_interval(thread_probe_interval);
   });
@@ -63,6 +69,14 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // CLI11 reports "A subcommand is required" for `bnlab bogus`; name the word it did not know.
+    const auto extra = app.remaining();
+    if (app.get_subcommands().empty() && !extra.empty() && !extra.front().starts_with("-")) {
+      std::string valid;
+      for (const auto& command : all) valid += (valid.empty() ? "" : ", ") + command.name;
+      std::cerr << "bnlab: error: unknown command '" << extra.front() << "' (valid: " << valid << ")\n";
+      return bad_input_status;
+    }
     const int status = app.exit(e);
     return status == 0 ? 0 : bad_input_status;
   } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -18,12 +19,21 @@
 
 namespace bnlab::cli {
 
+// CLI11 reads floating-point flags with strtod, which also takes hex ("0x10" is 16), "inf" and
+// "nan"; the flags take decimal notation only (digits, one point, an exponent).
+inline bool is_decimal_number(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
+  });
+}
+
 inline CLI::Validator finite_positive() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         double value = 0;
         if (!CLI::detail::lexical_cast(text, value)) return fmt::format("must be a number, got '{}'", text);
         if (!std::isfinite(value) || value <= 0) return fmt::format("must be a finite number > 0, got {}", text);
+        if (!is_decimal_number(text)) return fmt::format("must be a decimal number, got '{}'", text);
         return {};
       },
       "FLOAT > 0");
@@ -35,6 +45,7 @@ inline CLI::Validator in_unit_interval() {
         double value = 0;
         if (!CLI::detail::lexical_cast(text, value)) return fmt::format("must be a number, got '{}'", text);
         if (!(value >= 0 && value < 1)) return fmt::format("must be in [0, 1), got {}", text);
+        if (!is_decimal_number(text)) return fmt::format("must be a decimal number, got '{}'", text);
         return {};
       },
       "FLOAT in [0, 1)");
@@ -51,12 +62,22 @@ inline bool is_plain_decimal(const std::string& text, bool signed_value) {
                      [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// Whether plain decimal text fits T: CLI11 would store a saturated value (strtoll's LLONG_MAX)
+// for a larger one, and two different seeds would train the same run.
+template <class T>
+bool fits(const std::string& text) {
+  T value{};
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
 // An unsigned integer flag (seeds): plain decimal digits.
 inline CLI::Validator unsigned_decimal() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         if (!is_plain_decimal(text, false))
           return fmt::format("must be a decimal integer >= 0 (digits only), got '{}'", text);
+        if (!fits<std::uint64_t>(text)) return fmt::format("{} is out of range (at most 18446744073709551615)", text);
         return {};
       },
       "UINT");
@@ -67,6 +88,7 @@ inline CLI::Validator signed_decimal() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         if (!is_plain_decimal(text, true)) return fmt::format("must be a decimal integer, got '{}'", text);
+        if (!fits<std::int64_t>(text)) return fmt::format("{} is out of range", text);
         return {};
       },
       "INT");
@@ -84,6 +106,7 @@ inline CLI::Validator at_least(std::int64_t minimum) {
         std::int64_t value = 0;
         if (!is_plain_decimal(text, true) || !CLI::detail::lexical_cast(text, value))
           return fmt::format("must be a decimal integer, got '{}'", text);
+        if (!fits<std::int64_t>(text)) return fmt::format("{} is out of range", text);
         if (value < minimum) return fmt::format("must be >= {}, got {}", minimum, text);
         return {};
       },

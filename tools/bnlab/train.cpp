@@ -35,6 +35,19 @@ void run_train(const TrainArguments& args) {
   experiments::check_data_options(args.data);
   if (!args.save_path.empty()) experiments::check_file_destination(args.save_path, "--save path");
   if (args.resume && args.checkpoint_dir.empty()) throw std::invalid_argument("--resume needs --checkpoint-dir");
+  if (!args.checkpoint_dir.empty()) {
+    const auto checkpoint = experiments::checkpoint_path(args.checkpoint_dir);
+    std::error_code ec;
+    if (std::filesystem::is_directory(args.checkpoint_dir, ec))
+      experiments::check_file_destination(checkpoint, "--checkpoint-dir's checkpoint");
+    std::error_code save_ec, checkpoint_ec;
+    const auto save_file = std::filesystem::weakly_canonical(args.save_path, save_ec);
+    const auto checkpoint_file = std::filesystem::weakly_canonical(checkpoint, checkpoint_ec);
+    if (!args.save_path.empty() && !save_ec && !checkpoint_ec && save_file == checkpoint_file)
+      throw std::invalid_argument(fmt::format(
+          "--save '{}' is the checkpoint file of --checkpoint-dir; the model would overwrite the checkpoint",
+          args.save_path));
+  }
 
   const experiments::CheckpointSettings settings{args.model, args.training, args.data.validation,
                                                  args.data.train_limit};
