@@ -8,7 +8,7 @@
 namespace bnlab {
 
 Activation::Activation(const std::string& activation)
-    : stage_(detail::parse_activation(activation, "Activation"), kernels::default_leaky_relu_alpha) {}
+    : stage_(detail::parse_activation(activation, "Activation"), kernels::leaky_relu_function_alpha) {}
 
 Shape Activation::build(const Shape& input_shape, Rng& /*rng*/) {
   if (input_shape.empty() || input_shape.size() > 3)
@@ -42,7 +42,13 @@ const Tensor& Activation::backward_from_logits(const Tensor& dlogits) {
   return dlogits_;
 }
 
-LayerConfig Activation::config() const { return {{"activation", detail::activation_name(stage_.kind())}}; }
+LayerConfig Activation::config() const {
+  LayerConfig config;
+  stage_.add_config(config);
+  return config;
+}
+
+void Activation::set_activation_alpha(float alpha) { stage_.set_alpha(alpha, detail::describe(*this)); }
 
 LeakyReLU::LeakyReLU(float alpha) : Activation(kernels::ActivationKind::leaky_relu, alpha) {
   if (!std::isfinite(alpha)) throw std::invalid_argument(fmt::format("LeakyReLU: alpha is {}, expected a finite value", alpha));

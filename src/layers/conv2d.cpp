@@ -9,8 +9,8 @@
 namespace bnlab {
 
 Conv2D::Conv2D(std::int64_t filters, std::array<std::int64_t, 2> kernel_size, std::array<std::int64_t, 2> strides,
-               const std::string& padding, const std::string& activation, bool use_bias,
-               std::string kernel_initializer, std::string bias_initializer)
+               const std::string& padding, const std::string& activation, bool use_bias, std::string kernel_initializer,
+               std::string bias_initializer)
     : filters_(filters),
       kernel_size_(kernel_size),
       strides_(strides),
@@ -18,7 +18,7 @@ Conv2D::Conv2D(std::int64_t filters, std::array<std::int64_t, 2> kernel_size, st
       use_bias_(use_bias),
       kernel_initializer_(std::move(kernel_initializer)),
       bias_initializer_(std::move(bias_initializer)),
-      activation_(detail::parse_activation(activation, "Conv2D"), kernels::default_leaky_relu_alpha) {
+      activation_(detail::parse_activation(activation, "Conv2D"), kernels::leaky_relu_function_alpha) {
   if (filters < 1) throw std::invalid_argument(fmt::format("Conv2D: filters is {}, expected >= 1", filters));
   if (kernel_size[0] < 1 || kernel_size[1] < 1)
     throw std::invalid_argument(
@@ -96,15 +96,18 @@ std::vector<Parameter*> Conv2D::parameters() {
   return {&kernel_};
 }
 
+void Conv2D::set_activation_alpha(float alpha) { activation_.set_alpha(alpha, detail::describe(*this)); }
+
 LayerConfig Conv2D::config() const {
-  return {{"filters", std::to_string(filters_)},
-          {"kernel_size", fmt::format("{},{}", kernel_size_[0], kernel_size_[1])},
-          {"strides", fmt::format("{},{}", strides_[0], strides_[1])},
-          {"padding", kernels::to_string(padding_)},
-          {"activation", detail::activation_name(activation_.kind())},
-          {"use_bias", use_bias_ ? "true" : "false"},
-          {"kernel_initializer", kernel_initializer_},
-          {"bias_initializer", bias_initializer_}};
+  LayerConfig config{{"filters", std::to_string(filters_)},
+                     {"kernel_size", fmt::format("{},{}", kernel_size_[0], kernel_size_[1])},
+                     {"strides", fmt::format("{},{}", strides_[0], strides_[1])},
+                     {"padding", kernels::to_string(padding_)},
+                     {"use_bias", use_bias_ ? "true" : "false"},
+                     {"kernel_initializer", kernel_initializer_},
+                     {"bias_initializer", bias_initializer_}};
+  activation_.add_config(config);
+  return config;
 }
 
 }  // namespace bnlab

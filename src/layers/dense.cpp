@@ -16,7 +16,7 @@ Dense::Dense(std::int64_t units, const std::string& activation, bool use_bias, s
       use_bias_(use_bias),
       kernel_initializer_(std::move(kernel_initializer)),
       bias_initializer_(std::move(bias_initializer)),
-      activation_(detail::parse_activation(activation, "Dense"), kernels::default_leaky_relu_alpha) {
+      activation_(detail::parse_activation(activation, "Dense"), kernels::leaky_relu_function_alpha) {
   if (units < 1) throw std::invalid_argument(fmt::format("Dense: units is {}, expected >= 1", units));
   initializers::check(kernel_initializer_, "Dense", "kernel_initializer");
   initializers::check(bias_initializer_, "Dense", "bias_initializer");
@@ -127,12 +127,15 @@ const Tensor* Dense::softmax_logits() const {
   return &z_.tensor();
 }
 
+void Dense::set_activation_alpha(float alpha) { activation_.set_alpha(alpha, detail::describe(*this)); }
+
 LayerConfig Dense::config() const {
-  return {{"units", std::to_string(units_)},
-          {"activation", detail::activation_name(activation_.kind())},
-          {"use_bias", use_bias_ ? "true" : "false"},
-          {"kernel_initializer", kernel_initializer_},
-          {"bias_initializer", bias_initializer_}};
+  LayerConfig config{{"units", std::to_string(units_)},
+                     {"use_bias", use_bias_ ? "true" : "false"},
+                     {"kernel_initializer", kernel_initializer_},
+                     {"bias_initializer", bias_initializer_}};
+  activation_.add_config(config);
+  return config;
 }
 
 }  // namespace bnlab

@@ -1,8 +1,9 @@
 #include "bnlab/layers/detail.hpp"
 
-#include <stdexcept>
-
 #include <fmt/format.h>
+
+#include <cmath>
+#include <stdexcept>
 
 #include "bnlab/kernels/gemm.hpp"
 
@@ -132,6 +133,20 @@ void check_input(const Layer& layer, const Tensor& x, const Shape& sample_shape,
     throw std::invalid_argument(fmt::format("{}: {} got input of shape {}, expected {} with batch >= 1",
                                             describe(layer), call, x.defined() ? x.shape_string() : "(undefined)",
                                             batch_shape_string(sample_shape)));
+}
+
+void ActivationStage::set_alpha(float alpha, const std::string& who) {
+  if (!std::isfinite(alpha))
+    throw std::invalid_argument(
+        fmt::format("{}: the leaky_relu slope alpha is {}, expected a finite value", who, alpha));
+  alpha_ = alpha;
+}
+
+void ActivationStage::add_config(LayerConfig& config) const {
+  config["activation"] = activation_name(kind_);
+  // Files written before this key hold leaky_relu activations of slope 0.3; the key keeps the
+  // slope explicit, and a reader that does not know it refuses the file instead of misreading it.
+  if (kind_ == kernels::ActivationKind::leaky_relu) config["alpha"] = fmt::format("{}", alpha_);
 }
 
 kernels::ActivationKind parse_activation(const std::string& name, const std::string& who) {

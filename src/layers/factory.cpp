@@ -116,22 +116,35 @@ private:
   std::set<std::string> used_;
 };
 
+// A leaky_relu activation's slope: the config's "alpha", or 0.3 for files written before bnlab
+// wrote that key (the string's slope then). For other activations the key stays unread, so the
+// reader refuses it as unknown.
+template <class ActivatedLayer>
+std::unique_ptr<Layer> with_activation_alpha(std::unique_ptr<ActivatedLayer> layer, ConfigReader& r) {
+  if (layer->activation() == kernels::ActivationKind::leaky_relu)
+    layer->set_activation_alpha(r.get_float("alpha", kernels::default_leaky_relu_alpha));
+  return layer;
+}
+
 std::unique_ptr<Layer> make_dense(ConfigReader& r) {
   const auto units = r.get_int<std::int64_t>("units", 0);
   if (!r.find("units")) throw std::invalid_argument("make_layer: Dense config needs \"units\"");
-  return std::make_unique<Dense>(units, r.get_string("activation", "linear"), r.get_bool("use_bias", true),
-                                 r.get_string("kernel_initializer", "glorot_uniform"),
-                                 r.get_string("bias_initializer", "zeros"));
+  return with_activation_alpha(
+      std::make_unique<Dense>(units, r.get_string("activation", "linear"), r.get_bool("use_bias", true),
+                              r.get_string("kernel_initializer", "glorot_uniform"),
+                              r.get_string("bias_initializer", "zeros")),
+      r);
 }
 
 std::unique_ptr<Layer> make_conv2d(ConfigReader& r) {
   if (!r.find("filters")) throw std::invalid_argument("make_layer: Conv2D config needs \"filters\"");
   if (!r.find("kernel_size")) throw std::invalid_argument("make_layer: Conv2D config needs \"kernel_size\"");
-  return std::make_unique<Conv2D>(r.get_int<std::int64_t>("filters", 0), r.get_pair("kernel_size", {0, 0}),
-                                  r.get_pair("strides", {1, 1}), r.get_string("padding", "valid"),
-                                  r.get_string("activation", "linear"), r.get_bool("use_bias", true),
-                                  r.get_string("kernel_initializer", "glorot_uniform"),
-                                  r.get_string("bias_initializer", "zeros"));
+  return with_activation_alpha(
+      std::make_unique<Conv2D>(
+          r.get_int<std::int64_t>("filters", 0), r.get_pair("kernel_size", {0, 0}), r.get_pair("strides", {1, 1}),
+          r.get_string("padding", "valid"), r.get_string("activation", "linear"), r.get_bool("use_bias", true),
+          r.get_string("kernel_initializer", "glorot_uniform"), r.get_string("bias_initializer", "zeros")),
+      r);
 }
 
 std::unique_ptr<Layer> make_max_pool2d(ConfigReader& r) {
@@ -187,7 +200,7 @@ std::unique_ptr<Layer> make_layer(const std::string& type_name, const LayerConfi
     layer = std::make_unique<Flatten>();
   } else if (type_name == "Activation") {
     if (!r.find("activation")) throw std::invalid_argument("make_layer: Activation config needs \"activation\"");
-    layer = std::make_unique<Activation>(r.get_string("activation", ""));
+    layer = with_activation_alpha(std::make_unique<Activation>(r.get_string("activation", "")), r);
   } else if (type_name == "LeakyReLU") {
     layer = std::make_unique<LeakyReLU>(r.get_float("alpha", kernels::default_leaky_relu_alpha));
   } else if (type_name == "Dropout") {

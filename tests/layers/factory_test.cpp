@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 
 #include "bnlab/layers/layers.hpp"
@@ -90,6 +91,47 @@ TEST(Factory, MissingKeysTakeDefaults) {
   const auto dense = make_layer("Dense", {{"units", "10"}});
   EXPECT_EQ(dense->config().at("activation"), "linear");
   EXPECT_EQ(dense->config().at("kernel_initializer"), "glorot_uniform");
+}
+
+// The name "leaky_relu" is Keras's activation function, slope 0.2; the LeakyReLU layer's default
+// is 0.3. Files written before the "alpha" key meant 0.3 by the name, and still load that way.
+TEST(Factory, LeakyReluActivationsKeepTheirSlope) {
+  Dense dense(4, "leaky_relu");
+  EXPECT_FLOAT_EQ(dense.activation_alpha(), 0.2f);
+  EXPECT_EQ(dense.config().at("alpha"), "0.2");
+  EXPECT_FLOAT_EQ(Activation("leaky_relu").alpha(), 0.2f);
+  EXPECT_FLOAT_EQ(Conv2D(2, {1, 1}, {1, 1}, "valid", "leaky_relu").activation_alpha(), 0.2f);
+  EXPECT_FLOAT_EQ(LeakyReLU().alpha(), 0.3f);
+  EXPECT_EQ(Dense(4, "relu").config().count("alpha"), 0u);
+
+  dense.set_activation_alpha(0.05f);
+  expect_round_trip(dense, {3});
+  Activation activation("leaky_relu");
+  activation.set_activation_alpha(0.125f);
+  expect_round_trip(activation, {3});
+
+  const auto old_dense = make_layer("Dense", {{"units", "4"}, {"activation", "leaky_relu"}});
+  EXPECT_FLOAT_EQ(dynamic_cast<Dense&>(*old_dense).activation_alpha(), 0.3f);
+  const auto old_conv = make_layer("Conv2D", {{"filters", "2"}, {"kernel_size", "1,1"}, {"activation", "leaky_relu"}});
+  EXPECT_FLOAT_EQ(dynamic_cast<Conv2D&>(*old_conv).activation_alpha(), 0.3f);
+  const auto old_activation = make_layer("Activation", {{"activation", "leaky_relu"}});
+  EXPECT_FLOAT_EQ(dynamic_cast<Activation&>(*old_activation).alpha(), 0.3f);
+  BNLAB_EXPECT_INVALID(make_layer("Dense", {{"units", "4"}, {"activation", "relu"}, {"alpha", "0.2"}}), "Dense",
+                       "alpha");
+  BNLAB_EXPECT_INVALID(make_layer("Dense", {{"units", "4"}, {"activation", "leaky_relu"}, {"alpha", "inf"}}), "Dense",
+                       "alpha");
+  EXPECT_THROW(dense.set_activation_alpha(std::numeric_limits<float>::quiet_NaN()), std::invalid_argument);
+
+  // y = 0.2 x below zero, as keras.activations.leaky_relu(x) and tf.nn.leaky_relu(x).
+  Rng rng(1);
+  Dense identity(1, "leaky_relu", false, "ones");
+  identity.build({1}, rng);
+  Tensor x({2, 1});
+  x[0] = -2.0f;
+  x[1] = 3.0f;
+  const Tensor& y = identity.forward(x, false);
+  EXPECT_FLOAT_EQ(y[0], -0.4f);
+  EXPECT_FLOAT_EQ(y[1], 3.0f);
 }
 
 TEST(Factory, BadTypesKeysAndValuesThrowNamingThem) {

@@ -18,6 +18,9 @@ enum class ActivationKind { linear, relu, leaky_relu, sigmoid, tanh, softmax };
 
 // Keras's tf.keras.layers.LeakyReLU default slope.
 inline constexpr float default_leaky_relu_alpha = 0.3f;
+// The slope of the activation function the name "leaky_relu" selects in Keras
+// (keras.activations.leaky_relu, tf.nn.leaky_relu): Dense(..., "leaky_relu") and its kin.
+inline constexpr float leaky_relu_function_alpha = 0.2f;
 
 // y = x < 0 ? 0 : x; dx = x <= 0 ? 0 : dy (the derivative at 0 is 0, as in Keras and PyTorch).
 // As torch.relu: NaN and -0 pass unchanged, and so does the gradient where x is NaN.

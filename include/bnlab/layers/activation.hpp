@@ -3,8 +3,9 @@
 //   tf.keras.layers.Activation(name) and tf.keras.layers.LeakyReLU(alpha): an activation
 //   applied on its own, shape unchanged.
 // REQUIRES
-//   Activation: name one of "linear", "relu", "leaky_relu" (alpha 0.3), "sigmoid", "tanh",
-//   "softmax" (over the last dimension). LeakyReLU: alpha finite (Keras's default 0.3).
+//   Activation: name one of "linear", "relu", "leaky_relu" (alpha 0.2, Keras's activation
+//   function keras.activations.leaky_relu), "sigmoid", "tanh", "softmax" (over the last
+//   dimension). LeakyReLU: alpha finite (the Keras layer's default 0.3).
 //   build() with a per-sample shape of rank 1 to 3; forward() with (N, *that shape), N >= 1.
 // ENSURES
 //   forward returns a tensor of x's shape and layout. With "softmax", softmax_logits() is the
@@ -31,8 +32,10 @@ public:
 
   kernels::ActivationKind activation() const { return stage_.kind(); }
   float alpha() const { return stage_.alpha(); }
+  // The slope of "leaky_relu" (finite, else std::invalid_argument).
+  void set_activation_alpha(float alpha);
 
-protected:
+ protected:
   Activation(kernels::ActivationKind kind, float alpha) : stage_(kind, alpha) {}
 
 private:

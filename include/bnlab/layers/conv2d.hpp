@@ -36,6 +36,10 @@ public:
   LayerConfig config() const override;
 
   std::int64_t filters() const { return filters_; }
+  kernels::ActivationKind activation() const { return activation_.kind(); }
+  // As Dense's: the slope of a "leaky_relu" activation, 0.2 unless set.
+  float activation_alpha() const { return activation_.alpha(); }
+  void set_activation_alpha(float alpha);
   std::array<std::int64_t, 2> kernel_size() const { return kernel_size_; }
   std::array<std::int64_t, 2> strides() const { return strides_; }
   kernels::Padding padding() const { return padding_; }

@@ -3,7 +3,8 @@
 //   tf.keras.layers.Dense: y = activation(x * kernel + bias), kernel (features, units) as
 //   Keras stores it, bias (units).
 // REQUIRES
-//   units >= 1; activation one of "linear", "relu", "leaky_relu" (alpha 0.3), "sigmoid",
+//   units >= 1; activation one of "linear", "relu", "leaky_relu" (alpha 0.2, as Keras's
+//   activation function; see set_activation_alpha), "sigmoid",
 //   "tanh", "softmax"; initializers known to initializers.hpp; build() with a per-sample shape
 //   {features}; forward() with an (N, features) tensor, N >= 1 (layout NC or plain).
 // ENSURES
@@ -43,6 +44,10 @@ public:
 
   std::int64_t units() const { return units_; }
   kernels::ActivationKind activation() const { return activation_.kind(); }
+  // The slope of a "leaky_relu" activation: 0.2 as keras.activations.leaky_relu unless set
+  // (finite, else std::invalid_argument).
+  float activation_alpha() const { return activation_.alpha(); }
+  void set_activation_alpha(float alpha);
   bool use_bias() const { return use_bias_; }
 
   // The BatchNormalization whose output is this layer's input (nullptr: none). Its per-sample

@@ -37,6 +37,10 @@ public:
 
   kernels::ActivationKind kind() const { return kind_; }
   float alpha() const { return alpha_; }
+  // The slope of leaky_relu; `who` names the layer in the error for a non-finite one.
+  void set_alpha(float alpha, const std::string& who);
+  // Keras's config keys: "activation", and "alpha" for leaky_relu.
+  void add_config(LayerConfig& config) const;
 
   // y = act(z). z is kept by handle for backward, so its buffer must not change before then.
   // For linear the result is z itself.
