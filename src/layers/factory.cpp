@@ -158,7 +158,10 @@ std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
   BatchNormalizationOptions o;
   const std::string convention = r.get_string("convention", "keras");
   if (convention == "pytorch") {
+    // Missing keys take PyTorch's defaults under its convention, as BatchNorm1d/2d would.
     o.convention = BatchNormConvention::pytorch;
+    o.momentum = 0.1f;
+    o.epsilon = 1e-5f;
   } else if (convention != "keras") {
     throw std::invalid_argument(
         fmt::format("make_layer: BatchNormalization config convention is \"{}\", expected \"keras\" or \"pytorch\"",

@@ -86,6 +86,9 @@ TEST(Factory, MissingKeysTakeDefaults) {
   EXPECT_EQ(options.axis, -1);
   EXPECT_FLOAT_EQ(*options.momentum, 0.99f);
   EXPECT_FLOAT_EQ(options.epsilon, 1e-3f);
+  const auto torch_bn = make_layer("BatchNormalization", {{"convention", "pytorch"}});
+  EXPECT_FLOAT_EQ(*dynamic_cast<BatchNormalization&>(*torch_bn).options().momentum, 0.1f);
+  EXPECT_FLOAT_EQ(dynamic_cast<BatchNormalization&>(*torch_bn).options().epsilon, 1e-5f);
   const auto leaky = make_layer("LeakyReLU", {});
   EXPECT_FLOAT_EQ(dynamic_cast<LeakyReLU&>(*leaky).alpha(), 0.3f);
   const auto dense = make_layer("Dense", {{"units", "10"}});
