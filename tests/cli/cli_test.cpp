@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "bnlab/layers/dense.hpp"
+#include "bnlab/model.hpp"
 #include "cli/cli_support.hpp"
 
 namespace bnlab::cli::testing {
@@ -212,6 +214,14 @@ TEST_F(Cli, EvaluateRefusesAMissingOrBrokenModelFile) {
     broken << "not a model";
   }
   expect_refused({"evaluate", "--load", scratch_ / "broken.bnlab", "--data-dir", data_dir()}, "broken.bnlab");
+  // A whole model, built for other data: the error names the model file and the data.
+  Sequential other;
+  other.add(std::make_unique<Dense>(3, "softmax"));
+  other.build({5}, 1);
+  const std::string other_path = scratch_ / "other.bnlab";
+  other.save(other_path);
+  expect_refused({"evaluate", "--load", other_path, "--data-dir", data_dir()},
+                 "the model in '" + other_path + "' does not fit the Fashion-MNIST test set in '" + data_dir() + "'");
 }
 
 TEST_F(Cli, SummaryPrintsTheSeedCounts) {

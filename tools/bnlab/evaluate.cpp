@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include "bnlab/experiments/training.hpp"
@@ -24,7 +25,14 @@ void run_evaluate(const EvaluateArguments& args) {
   const data::Dataset test = experiments::load_test_data(args.data);
   std::cout << fmt::format("Model '{}' from {} ({} parameters) on {} test images from {}\n", model.name(),
                            args.load_path, model.count_params(), test.size(), args.data.data_dir.string());
-  const EvaluateResult result = model.evaluate(test.images, test.labels, experiments::evaluation_batch_size);
+  EvaluateResult result;
+  try {
+    result = model.evaluate(test.images, test.labels, experiments::evaluation_batch_size);
+  } catch (const std::invalid_argument& e) {
+    // A model trained on other data: say which model and which data disagree.
+    throw std::invalid_argument(fmt::format("the model in '{}' does not fit the Fashion-MNIST test set in '{}': {}",
+                                            args.load_path, args.data.data_dir.string(), e.what()));
+  }
   std::cout << "Test: " << experiments::format_evaluation(result) << "\n";
 }
 
