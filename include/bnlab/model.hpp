@@ -161,6 +161,7 @@ public:
   void compile(std::unique_ptr<Optimizer> optimizer, const CompileOptions& options = {});
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer();
+  const Optimizer& optimizer() const;
   const CompileOptions& compile_options() const { return compile_options_; }
 
   History fit(const Tensor& x, std::span<const std::int32_t> y, const FitOptions& options, std::ostream& out);

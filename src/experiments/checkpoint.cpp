@@ -3,6 +3,7 @@
 #include "bnlab/experiments/checkpoint.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "bnlab/experiments/output_files.hpp"
+#include "bnlab/experiments/training.hpp"
+#include "bnlab/models.hpp"
 #include "io/files.hpp"
 
 namespace bnlab::experiments {
@@ -250,6 +253,19 @@ void check_resume_settings(const Checkpoint& checkpoint, const CheckpointSetting
     refuse("--validation", std::to_string(saved.validation), std::to_string(wanted.validation));
   if (saved.train_limit != wanted.train_limit)
     refuse("--train-limit", std::to_string(saved.train_limit), std::to_string(wanted.train_limit));
+  // The settings agree; the model trained on must be the one they describe, or the run would
+  // continue another model (or rate) under this run's banner.
+  if (make_seed_model(wanted.model, wanted.training.seed).summary() != checkpoint.model.summary())
+    throw std::invalid_argument(fmt::format(
+        "--resume: the model in the checkpoint in '{}' is not the '{}' model its settings name (its layers differ)",
+        directory.string(), wanted.model));
+  const auto expected = make_named_optimizer(wanted.training);
+  const Optimizer& embedded = checkpoint.model.optimizer();
+  if (embedded.type_name() != expected->type_name() || embedded.hyperparameters() != expected->hyperparameters())
+    throw std::invalid_argument(
+        fmt::format("--resume: the optimizer in the checkpoint in '{}' is {} {}, its settings say {} {}",
+                    directory.string(), embedded.type_name(), fmt::join(embedded.hyperparameters(), ", "),
+                    expected->type_name(), fmt::join(expected->hyperparameters(), ", ")));
   // --epochs may grow (train on further), not shrink: a resume that forgot the flag would
   // otherwise stop early at the default without a word.
   if (b.epochs < a.epochs)

@@ -202,6 +202,11 @@ Optimizer& Sequential::optimizer() {
   return *optimizer_;
 }
 
+const Optimizer& Sequential::optimizer() const {
+  check_compiled("optimizer");
+  return *optimizer_;
+}
+
 void Sequential::check_built(const char* who) const {
   if (!built_) throw std::logic_error(fmt::format("Sequential '{}': {}() before build()", name_, who));
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bnlab/layers/layers.hpp"
+#include "bnlab/models.hpp"
 #include "reliability/reliability_support.hpp"
 
 namespace bnlab::reliability {
@@ -304,6 +305,35 @@ class CheckpointBytes : public ::testing::Test {
   experiments::CheckpointSettings settings_;
   std::string bytes_;
 };
+
+// bnlab writes the settings and the model together; a file whose two disagree (forged, or put
+// together from two runs) would continue another model, or another rate, under this run's banner.
+TEST(CheckpointModel, MustBeWhatItsSettingsDescribe) {
+  experiments::CheckpointSettings settings;
+  settings.model = "bn";
+  settings.training.epochs = 3;
+  settings.training.learning_rate = 1e-3;
+  History history;
+  history.loss = {1.0};
+  history.accuracy = {0.5};
+  history.seconds = {0.1};
+  auto resume_error = [&](const std::string& model_name, double rate) {
+    Sequential model = make_seed_model(model_name, settings.training.seed);
+    model.compile(std::make_unique<SGD>(rate));
+    const auto checkpoint =
+        experiments::checkpoint_from_bytes(experiments::checkpoint_to_bytes(settings, 1, history, model), "ck.bnck");
+    try {
+      experiments::check_resume_settings(checkpoint, settings, "ck");
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(resume_error("bn", 1e-3), "(no error)");
+  EXPECT_NE(resume_error("baseline", 1e-3).find("the model in the checkpoint in 'ck' is not the 'bn' model"),
+            std::string::npos);
+  EXPECT_NE(resume_error("bn", 0.5).find("the optimizer in the checkpoint in 'ck' is SGD"), std::string::npos);
+}
 
 TEST_F(CheckpointBytes, RoundTrip) {
   const experiments::Checkpoint c = experiments::checkpoint_from_bytes(bytes_, "ck.bnck");

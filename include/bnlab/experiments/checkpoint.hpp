@@ -62,8 +62,10 @@ Checkpoint load_checkpoint(const std::filesystem::path& directory);
 int remove_stale_checkpoint_temporaries(const std::filesystem::path& directory);
 
 // Throws std::invalid_argument naming the first setting in which `wanted` differs from the
-// checkpoint's (as the CLI flag, e.g. "--lr"), or when wanted.training.epochs is below the
-// epochs the checkpoint has already completed.
+// checkpoint's (as the CLI flag, e.g. "--lr"), when wanted.training.epochs is below the epochs
+// the checkpoint has already completed, or when the embedded model is not what the settings
+// make (another architecture, another optimizer or its hyperparameters: a forged or mixed-up
+// file, since bnlab writes the two together).
 void check_resume_settings(const Checkpoint& checkpoint, const CheckpointSettings& wanted,
                            const std::filesystem::path& directory);
 
