@@ -203,14 +203,32 @@ TEST(Fit, CallbackSeesEveryEpochAndCanStop) {
   EXPECT_EQ(h.epochs(), 2u);
 }
 
-TEST(Fit, InitialEpochResumesTheNumberingAndTheShuffle) {
-  const Blobs train = make_blobs(60, 1);
-  FitOptions o = quiet(3);
-  o.seed = 5;
-  Sequential whole = blob_model(7, std::make_unique<SGD>(0.05, 0.9));
-  const History full = whole.fit(train.x, train.y, o);
+// Every parameter of a and b, value for value.
+void expect_same_weights(Sequential& a, Sequential& b) {
+  const auto pa = a.parameters(), pb = b.parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    for (std::int64_t j = 0; j < pa[i]->value.size(); ++j) ASSERT_EQ(pa[i]->value[j], pb[i]->value[j]) << pa[i]->name;
+}
 
-  Sequential split = blob_model(7, std::make_unique<SGD>(0.05, 0.9));
+// Three epochs in one fit call: what the runs split over several calls are compared with.
+struct WholeRun {
+  static FitOptions options() {
+    FitOptions o = quiet(3);
+    o.seed = 5;
+    return o;
+  }
+  static Sequential model() { return blob_model(7, std::make_unique<SGD>(0.05, 0.9)); }
+  Blobs train = make_blobs(60, 1);
+  Sequential whole = model();
+  History full = whole.fit(train.x, train.y, options());
+};
+
+TEST(Fit, InitialEpochResumesTheNumberingAndTheShuffle) {
+  WholeRun run;
+  const Blobs& train = run.train;
+  FitOptions o = WholeRun::options();
+  Sequential split = WholeRun::model();
   o.epochs = 2;
   split.fit(train.x, train.y, o);
   o.epochs = 3;
@@ -220,29 +238,22 @@ TEST(Fit, InitialEpochResumesTheNumberingAndTheShuffle) {
   const History rest = split.fit(train.x, train.y, o, out);
   EXPECT_EQ(out.str().rfind("Epoch 3/3\n", 0), 0u) << out.str();
   ASSERT_EQ(rest.epochs(), 1u);
-  EXPECT_EQ(rest.loss[0], full.loss[2]);
-  const auto pw = whole.parameters(), ps = split.parameters();
-  for (std::size_t i = 0; i < pw.size(); ++i)
-    for (std::int64_t j = 0; j < pw[i]->value.size(); ++j) ASSERT_EQ(pw[i]->value[j], ps[i]->value[j]);
+  EXPECT_EQ(rest.loss[0], run.full.loss[2]);
+  expect_same_weights(run.whole, split);
 }
 
 // Keras reshuffles on every epoch, whatever the calls: fit(epochs = 1) in a loop trains on the
 // orders of one call with epochs = 3, not on epoch 0's order three times.
 TEST(Fit, RepeatedCallsShuffleAnewInTheOrdersOfOneCall) {
-  const Blobs train = make_blobs(60, 1);
-  FitOptions o = quiet(3);
-  o.seed = 5;
-  Sequential whole = blob_model(7, std::make_unique<SGD>(0.05, 0.9));
-  const History full = whole.fit(train.x, train.y, o);
-
-  Sequential looped = blob_model(7, std::make_unique<SGD>(0.05, 0.9));
+  WholeRun run;
+  const Blobs& train = run.train;
+  FitOptions o = WholeRun::options();
+  Sequential looped = WholeRun::model();
   o.epochs = 1;
   std::vector<double> losses;
   for (int call = 0; call < 3; ++call) losses.push_back(looped.fit(train.x, train.y, o).loss[0]);
-  EXPECT_EQ(losses, full.loss);
-  const auto pw = whole.parameters(), pl = looped.parameters();
-  for (std::size_t i = 0; i < pw.size(); ++i)
-    for (std::int64_t j = 0; j < pw[i]->value.size(); ++j) ASSERT_EQ(pw[i]->value[j], pl[i]->value[j]);
+  EXPECT_EQ(losses, run.full.loss);
+  expect_same_weights(run.whole, looped);
 
   // After those keys (0, 1, 2), a call from initial_epoch 0 goes on with 3, as does the Keras
   // idiom fit(initial_epoch = 3, epochs = 4).
@@ -250,7 +261,7 @@ TEST(Fit, RepeatedCallsShuffleAnewInTheOrdersOfOneCall) {
   const double next_from_zero = looped.fit(train.x, train.y, o).loss[0];
   o.initial_epoch = 3;
   o.epochs = 4;
-  const double next_as_epoch_three = whole.fit(train.x, train.y, o).loss[0];
+  const double next_as_epoch_three = run.whole.fit(train.x, train.y, o).loss[0];
   EXPECT_EQ(next_from_zero, next_as_epoch_three);
 }
 
