@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <bit>
@@ -22,20 +21,10 @@ namespace bnlab::experiments {
 namespace {
 
 constexpr char magic[4] = {'B', 'N', 'C', 'K'};
-constexpr std::uint32_t format_version = 1;
+// Version 2 added the training data's CRC-32; version-1 files still load (data_crc 0).
+constexpr std::uint32_t format_version = 2;
 constexpr std::size_t header_size = 16;  // magic, version u32, payload size u64
 constexpr std::size_t trailer_size = 4;  // CRC-32 of header and payload
-
-std::uint32_t crc32_of(const char* data, std::size_t size) {
-  uLong crc = ::crc32(0L, Z_NULL, 0);
-  while (size > 0) {  // zlib's length is a uInt
-    const uInt piece = static_cast<uInt>(std::min<std::size_t>(size, 1u << 30));
-    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(data), piece);
-    data += piece;
-    size -= piece;
-  }
-  return static_cast<std::uint32_t>(crc);
-}
 
 class Writer {
  public:
@@ -108,6 +97,13 @@ class Reader {
 
 }  // namespace
 
+std::uint32_t training_data_crc(const data::Dataset& train) {
+  const std::uint32_t images =
+      io::crc32(train.images.data(), static_cast<std::size_t>(train.images.size()) * sizeof(float));
+  const std::uint32_t crc = io::crc32(train.labels.data(), train.labels.size() * sizeof(std::int32_t), images);
+  return crc == 0 ? 1 : crc;
+}
+
 std::filesystem::path checkpoint_path(const std::filesystem::path& directory) {
   return directory / checkpoint_file_name;
 }
@@ -115,9 +111,14 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& directory) {
 std::string checkpoint_to_bytes(const CheckpointSettings& settings, int completed_epochs, const History& history,
                                 const Sequential& model) {
   if (!model.compiled()) throw std::invalid_argument("checkpoint: the model is not compiled");
-  if (completed_epochs < 0 || history.epochs() != static_cast<std::size_t>(completed_epochs))
+  const auto n = static_cast<std::size_t>(completed_epochs);
+  const bool validated = !history.val_loss.empty();
+  // The reader's rule, so that no checkpoint is written that could not be read back.
+  if (completed_epochs < 0 || history.loss.size() != n || history.accuracy.size() != n || history.seconds.size() != n ||
+      history.val_loss.size() != (validated ? n : 0) || history.val_accuracy.size() != history.val_loss.size())
     throw std::invalid_argument(
-        fmt::format("checkpoint: {} completed epochs with a history of {}", completed_epochs, history.epochs()));
+        fmt::format("checkpoint: {} completed epochs with a history of {} (every column needs one entry an epoch)",
+                    completed_epochs, history.epochs()));
   Writer w;
   w.out().append(magic, sizeof magic);
   w.u32(format_version);
@@ -132,6 +133,7 @@ std::string checkpoint_to_bytes(const CheckpointSettings& settings, int complete
   w.u64(t.seed);
   w.i64(settings.validation);
   w.i64(settings.train_limit);
+  w.u32(settings.data_crc);
   w.i64(completed_epochs);
   w.doubles(history.loss);
   w.doubles(history.accuracy);
@@ -142,7 +144,7 @@ std::string checkpoint_to_bytes(const CheckpointSettings& settings, int complete
   std::string& bytes = w.out();
   const std::uint64_t payload = bytes.size() - header_size;
   for (int i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>(payload >> (8 * i));
-  w.u32(crc32_of(bytes.data(), bytes.size()));
+  w.u32(io::crc32(bytes.data(), bytes.size()));
   return std::move(w.out());
 }
 
@@ -158,8 +160,8 @@ Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name
     r.fail("bad magic, expected \"BNCK\" (not a bnlab checkpoint)");
   r.skip(sizeof magic, "magic");
   const std::uint32_t version = r.u32("version");
-  if (version != format_version)
-    r.fail(fmt::format("unsupported version {} (this build reads version {})", version, format_version));
+  if (version != 1 && version != format_version)
+    r.fail(fmt::format("unsupported version {} (this build reads versions 1 and {})", version, format_version));
   const std::uint64_t payload = r.get(8, "payload size");
   const std::uint64_t available = bytes.size() - header_size;
   if (payload > available || available - payload != trailer_size)
@@ -167,7 +169,7 @@ Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name
   const std::size_t payload_end = header_size + payload;
   std::uint32_t stored_crc = 0;
   for (int i = 0; i < 4; ++i) stored_crc |= std::uint32_t{static_cast<std::uint8_t>(bytes[payload_end + i])} << (8 * i);
-  if (stored_crc != crc32_of(bytes.data(), payload_end)) r.fail("checksum mismatch: the file is corrupt");
+  if (stored_crc != io::crc32(bytes.data(), payload_end)) r.fail("checksum mismatch: the file is corrupt");
 
   Reader p(name, bytes.substr(0, payload_end));
   p.skip(header_size, "header");
@@ -182,6 +184,7 @@ Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name
   t.seed = static_cast<std::uint64_t>(p.i64("seed"));
   c.settings.validation = p.i64("validation size");
   c.settings.train_limit = p.i64("train limit");
+  if (version >= 2) c.settings.data_crc = p.u32("training data CRC-32");
   const std::int64_t completed = p.i64("completed epochs");
   if (epochs < 1 || epochs > std::numeric_limits<int>::max() || completed < 0 || completed > epochs)
     p.fail(fmt::format("{} completed epochs of {} is not possible", completed, epochs));
@@ -253,6 +256,12 @@ void check_resume_settings(const Checkpoint& checkpoint, const CheckpointSetting
     refuse("--validation", std::to_string(saved.validation), std::to_string(wanted.validation));
   if (saved.train_limit != wanted.train_limit)
     refuse("--train-limit", std::to_string(saved.train_limit), std::to_string(wanted.train_limit));
+  // Checked only where both are known: version-1 files, and callers that do not say, have 0.
+  if (saved.data_crc != 0 && wanted.data_crc != 0 && saved.data_crc != wanted.data_crc)
+    throw std::invalid_argument(fmt::format(
+        "--resume: the checkpoint in '{}' was trained on other data (training images and labels CRC-32 {:08x}, "
+        "this run's {:08x}); resume with the same --data-dir",
+        directory.string(), saved.data_crc, wanted.data_crc));
   // The settings agree; the model trained on must be the one they describe, or the run would
   // continue another model (or rate) under this run's banner.
   if (make_seed_model(wanted.model, wanted.training.seed).summary() != checkpoint.model.summary())

@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -47,6 +49,18 @@ std::filesystem::path parent_or_current(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc) {
+  auto* bytes = static_cast<const Bytef*>(data);
+  uLong running = crc;
+  while (size > 0) {
+    const uInt piece = static_cast<uInt>(std::min<std::size_t>(size, std::size_t{1} << 30));
+    running = ::crc32(running, bytes, piece);
+    bytes += piece;
+    size -= piece;
+  }
+  return static_cast<std::uint32_t>(running);
+}
 
 std::string read_regular_file(const std::filesystem::path& path, std::string_view who) {
   const std::string name = path.string();

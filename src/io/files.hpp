@@ -7,6 +7,8 @@
 // write does) would destroy it, and as root that includes /dev/null. A symbolic link is
 // followed: the file it names is read or replaced, and the link stays a link.
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -23,6 +25,9 @@ std::string read_regular_file(const std::filesystem::path& path, std::string_vie
 // with path left as it was and no temporary behind, and before writing anything when path
 // exists and is not a regular file or is a link to nothing.
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes, std::string_view who);
+
+// zlib's CRC-32 of size bytes, continuing from crc (0 to start); any size, where zlib takes a uInt.
+std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0);
 
 // The path an atomic write would replace: path itself, or the file a symbolic link at path
 // names. Empty with `problem` set when path exists and is something other than a regular file

@@ -2,7 +2,6 @@
 // two in step, and bump the version for any change a version-1 reader would misread.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <zlib.h>
 
 #include <bit>
 #include <cstring>
@@ -59,18 +58,6 @@ public:
 private:
   std::string bytes_;
 };
-
-std::uint32_t crc32_of(const char* data, std::size_t size) {
-  uLong crc = ::crc32(0L, Z_NULL, 0);
-  // zlib's length argument is a uInt; feed large buffers in pieces.
-  while (size > 0) {
-    const uInt piece = static_cast<uInt>(std::min<std::size_t>(size, 1u << 30));
-    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(data), piece);
-    data += piece;
-    size -= piece;
-  }
-  return static_cast<std::uint32_t>(crc);
-}
 
 // ---- reading --------------------------------------------------------------------------------
 
@@ -214,7 +201,7 @@ std::string Sequential::to_bytes() const {
   std::string& bytes = w.bytes();
   const std::uint64_t payload = bytes.size() - header_size;
   for (int i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>(payload >> (8 * i));
-  const std::uint32_t crc = crc32_of(bytes.data(), bytes.size());
+  const std::uint32_t crc = io::crc32(bytes.data(), bytes.size());
   w.u32(crc);
   return std::move(bytes);
 }
@@ -259,7 +246,7 @@ Sequential Sequential::load_from_buffer(std::string_view bytes, const std::strin
   const std::size_t payload_end = header_size + payload;
   Reader trailer(path, bytes, payload_end, bytes.size());
   const std::uint32_t stored_crc = trailer.u32("checksum");
-  const std::uint32_t computed_crc = crc32_of(bytes.data(), payload_end);
+  const std::uint32_t computed_crc = io::crc32(bytes.data(), payload_end);
   if (stored_crc != computed_crc)
     header.fail(fmt::format("checksum mismatch (stored CRC-32 {:08x}, computed {:08x}): the file is corrupt",
                             stored_crc, computed_crc));

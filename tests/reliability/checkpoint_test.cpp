@@ -7,6 +7,7 @@
 #include "bnlab/experiments/checkpoint.hpp"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <chrono>
 #include <cstring>
@@ -259,6 +260,26 @@ TEST_F(Checkpoints, RefusesToOverwriteOrResumeWithOtherSettings) {
   EXPECT_TRUE(read_text(experiments::checkpoint_path(dir)) == bytes);
 }
 
+// The checkpoint records a CRC-32 of the training data; a resume with another --data-dir (or
+// changed files) would otherwise continue on other data without a word.
+TEST_F(Checkpoints, RefusesToResumeOnOtherData) {
+  const std::string dir = scratch_ / "ckpt";
+  ASSERT_EQ(run(train_args(dir, scratch_ / "m.bnlb", 1)).status, 0);
+  const fs::path other = scratch_.path() / "other-data";
+  fs::create_directories(other);
+  write_synthetic_part(other, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 1300, 3);
+  write_synthetic_part(other, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 100, 2);
+  std::vector<std::string> resume = train_args(dir, scratch_ / "m.bnlb", 2, "0.05", "bn", other);
+  resume.push_back("--resume");
+  const RunResult refused = run(resume);
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_NE(refused.err.find("--resume: the checkpoint in '" + dir + "' was trained on other data"), std::string::npos)
+      << refused.err;
+  std::vector<std::string> same = train_args(dir, scratch_ / "m.bnlb", 2);
+  same.push_back("--resume");
+  EXPECT_EQ(run(same).status, 0);
+}
+
 TEST_F(Checkpoints, ACorruptCheckpointIsRefusedWithItsName) {
   const std::string dir = scratch_ / "ckpt";
   ASSERT_EQ(run(train_args(dir, scratch_ / "m.bnlb", 1)).status, 0);
@@ -344,6 +365,38 @@ TEST_F(CheckpointBytes, RoundTrip) {
   EXPECT_EQ(c.history.accuracy, history_.accuracy);
   EXPECT_TRUE(c.history.val_loss.empty());
   EXPECT_TRUE(c.model.to_bytes() == model_.to_bytes());
+}
+
+// Version 1 had no data CRC: such files still load, with data_crc 0 (not compared on resume).
+TEST_F(CheckpointBytes, AVersionOneFileStillLoads) {
+  settings_.data_crc = 0x12345678;
+  std::string v2 = experiments::checkpoint_to_bytes(settings_, 2, history_, model_);
+  EXPECT_EQ(experiments::checkpoint_from_bytes(v2, "ck.bnck").settings.data_crc, 0x12345678u);
+  const std::size_t crc_at = 16 + (8 + settings_.model.size()) + 24 + (8 + settings_.training.optimizer.size()) + 32;
+  std::string v1 = v2.substr(0, crc_at) + v2.substr(crc_at + 4, v2.size() - crc_at - 8);
+  v1[4] = 1;
+  const std::uint64_t payload = v1.size() - 16;
+  for (int i = 0; i < 8; ++i) v1[8 + i] = static_cast<char>(payload >> (8 * i));
+  const auto crc =
+      static_cast<std::uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(v1.data()), static_cast<uInt>(v1.size())));
+  for (int i = 0; i < 4; ++i) v1.push_back(static_cast<char>(crc >> (8 * i)));
+  const experiments::Checkpoint c = experiments::checkpoint_from_bytes(v1, "ck.bnck");
+  EXPECT_EQ(c.settings.data_crc, 0u);
+  EXPECT_EQ(c.completed_epochs, 2);
+  EXPECT_TRUE(c.model.to_bytes() == model_.to_bytes());
+  v1[4] = 3;
+  EXPECT_NE(error_of(v1).find("unsupported version 3"), std::string::npos);
+}
+
+// The writer holds itself to the reader's rule: no checkpoint is written that cannot be read back.
+TEST_F(CheckpointBytes, AHistoryWithAShortColumnIsNotWritten) {
+  History short_validation = history_;
+  short_validation.val_loss = {0.5};
+  short_validation.val_accuracy = {0.5};
+  EXPECT_THROW(experiments::checkpoint_to_bytes(settings_, 2, short_validation, model_), std::invalid_argument);
+  History short_seconds = history_;
+  short_seconds.seconds.pop_back();
+  EXPECT_THROW(experiments::checkpoint_to_bytes(settings_, 2, short_seconds, model_), std::invalid_argument);
 }
 
 TEST_F(CheckpointBytes, RefusesTruncationMagicChecksumAndSize) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -49,10 +50,10 @@ void run_train(const TrainArguments& args) {
           args.save_path));
   }
 
-  const experiments::CheckpointSettings settings{args.model, args.training, args.data.validation,
-                                                 args.data.train_limit};
+  experiments::CheckpointSettings settings{args.model, args.training, args.data.validation, args.data.train_limit};
   Sequential model = make_seed_model(args.model, args.training.seed);
   experiments::TrainingContinuation continuation;
+  std::optional<experiments::Checkpoint> checkpoint;
   if (!args.checkpoint_dir.empty()) {
     std::error_code ec;
     const bool exists = std::filesystem::exists(experiments::checkpoint_path(args.checkpoint_dir), ec);
@@ -62,15 +63,20 @@ void run_train(const TrainArguments& args) {
           "directory",
           args.checkpoint_dir, experiments::checkpoint_path(args.checkpoint_dir).string()));
     if (exists) {
-      experiments::Checkpoint checkpoint = experiments::load_checkpoint(args.checkpoint_dir);
-      experiments::check_resume_settings(checkpoint, settings, args.checkpoint_dir);
-      model = std::move(checkpoint.model);
-      continuation.initial_epoch = checkpoint.completed_epochs;
-      continuation.history = std::move(checkpoint.history);
+      checkpoint = experiments::load_checkpoint(args.checkpoint_dir);
+      experiments::check_resume_settings(*checkpoint, settings, args.checkpoint_dir);
     }
   }
   const experiments::SeedData data = experiments::load_seed_data(args.data);
   if (!args.checkpoint_dir.empty()) {
+    // The data's fingerprint goes into every checkpoint, and a resumed run must match it.
+    settings.data_crc = experiments::training_data_crc(data.train);
+    if (checkpoint) {
+      experiments::check_resume_settings(*checkpoint, settings, args.checkpoint_dir);
+      model = std::move(checkpoint->model);
+      continuation.initial_epoch = checkpoint->completed_epochs;
+      continuation.history = std::move(checkpoint->history);
+    }
     // Created only now that every input has been checked and read.
     experiments::prepare_output_directory(args.checkpoint_dir, "--checkpoint-dir");
     // A run killed while writing a checkpoint leaves its temporary; the checkpoint itself is

@@ -9,8 +9,8 @@
 // docs/formats.md, "Model files"), the number of completed epochs, the history so far, and the
 // settings the run was started with. The only other state of a seed 003 run is the shuffle
 // order, which fit() derives from (seed, epoch) alone (FitOptions::seed), so no generator state
-// needs saving; the seed models have no dropout. The format ("BNCK", version 1) is in
-// docs/formats.md.
+// needs saving; the seed models have no dropout. The format ("BNCK", version 2; version 1
+// still loads) is in docs/formats.md.
 
 #include <cstdint>
 #include <filesystem>
@@ -31,7 +31,14 @@ struct CheckpointSettings {
   TrainingOptions training;
   std::int64_t validation = 0;
   std::int64_t train_limit = 0;
+  // CRC-32 of the training images and labels (training_data_crc): a resumed run must train on
+  // the same data. 0: not known (checkpoints of format version 1), and then not compared.
+  std::uint32_t data_crc = 0;
 };
+
+// The CRC-32 of a training set's image values and labels as they are fed to fit (after the
+// validation split and any limit). Never 0, so that 0 can mean "not known".
+std::uint32_t training_data_crc(const data::Dataset& train);
 
 struct Checkpoint {
   CheckpointSettings settings;
