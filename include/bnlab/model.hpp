@@ -178,7 +178,9 @@ public:
 
   // The whole model: architecture, every parameter (moving statistics included), compile
   // options and optimizer state. Written atomically: PATH.tmp.XXXXXX in the same directory,
-  // fsync, rename; on failure the temporary is removed and an existing PATH is untouched.
+  // fsync, rename; on failure the temporary is removed and an existing PATH is untouched. A
+  // symbolic link at PATH is followed (the file it names is replaced, beside which the
+  // temporary goes); a PATH that is a directory, device, FIFO or socket is refused.
   void save(const std::string& path) const;
   // Layers are rebuilt by bnlab::make_layer, or by the given factory.
   static Sequential load(const std::string& path);

@@ -1,21 +1,20 @@
 #include "bnlab/data/idx.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cerrno>
 #include <climits>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
+#include "io/files.hpp"
 
 namespace bnlab::data {
 
@@ -261,22 +260,11 @@ IdxArray read_idx_file(const std::filesystem::path& path) {
     throw FileError(name, fmt::format("cannot access: {}", ec.message()));
   if (!std::filesystem::exists(status)) throw FileError(name, "no such file");
   if (std::filesystem::is_directory(status)) throw FileError(name, "is a directory, expected an IDX file");
-  // A FIFO would block the read until a writer came, a device never end it.
-  if (!std::filesystem::is_regular_file(status))
-    throw FileError(name, "is not a regular file (a device, FIFO or socket), expected an IDX file");
 
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError(name, fmt::format("cannot open: {}", std::strerror(errno)));
-  // The buffer's size comes from the file itself, never from its header.
-  in.seekg(0, std::ios::end);
-  const std::streamoff length = in.tellg();
-  if (length < 0) throw FileError(name, "cannot determine the file size");
-  in.seekg(0, std::ios::beg);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(length));
-  if (!bytes.empty() && !in.read(reinterpret_cast<char*>(bytes.data()), length))
-    throw FileError(name, fmt::format("read error after {} of {} bytes", in.gcount(), length));
-
-  return parse_idx_file_contents(bytes.data(), bytes.size(), name);
+  std::string problem;
+  const std::optional<std::string> bytes = io::try_read_regular_file(path, problem);
+  if (!bytes) throw FileError(name, problem);
+  return parse_idx_file_contents(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size(), name);
 }
 
 IdxArray parse_idx_file_contents(const std::uint8_t* data, std::size_t size, const std::string& name) {

@@ -95,6 +95,18 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
+// Each layer's type and configuration, less the state some configurations carry (a PyTorch
+// normalization's batch count, Dropout's mask stream position), which training moves on.
+std::vector<std::pair<std::string, LayerConfig>> architecture(const Sequential& model) {
+  std::vector<std::pair<std::string, LayerConfig>> layers;
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    LayerConfig config = model.layer(i).config();
+    for (const char* state : {"num_batches_tracked", "mask_step", "mask_seed"}) config.erase(state);
+    layers.emplace_back(model.layer(i).type_name(), std::move(config));
+  }
+  return layers;
+}
+
 }  // namespace
 
 std::uint32_t training_data_crc(const data::Dataset& train) {
@@ -263,10 +275,14 @@ void check_resume_settings(const Checkpoint& checkpoint, const CheckpointSetting
         "this run's {:08x}); resume with the same --data-dir",
         directory.string(), saved.data_crc, wanted.data_crc));
   // The settings agree; the model trained on must be the one they describe, or the run would
-  // continue another model (or rate) under this run's banner.
-  if (make_seed_model(wanted.model, wanted.training.seed).summary() != checkpoint.model.summary())
+  // continue another model (or rate) under this run's banner. (Only seed models can be made
+  // from a name; a checkpoint of another model is the caller's to check.)
+  const auto seed_models = seed_model_names();
+  if (std::find(seed_models.begin(), seed_models.end(), wanted.model) != seed_models.end() &&
+      architecture(make_seed_model(wanted.model, wanted.training.seed)) != architecture(checkpoint.model))
     throw std::invalid_argument(fmt::format(
-        "--resume: the model in the checkpoint in '{}' is not the '{}' model its settings name (its layers differ)",
+        "--resume: the model in the checkpoint in '{}' is not the '{}' model its settings name (its layers or their "
+        "settings differ)",
         directory.string(), wanted.model));
   const auto expected = make_named_optimizer(wanted.training);
   const Optimizer& embedded = checkpoint.model.optimizer();

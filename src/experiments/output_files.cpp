@@ -14,19 +14,12 @@
 namespace bnlab::experiments {
 namespace {
 
-std::string errno_text(int error) { return std::strerror(error); }
-
-std::filesystem::path parent_or_current(const std::filesystem::path& path) {
-  const auto parent = path.parent_path();
-  return parent.empty() ? std::filesystem::path(".") : parent;
-}
-
 // access(W_OK) says yes to root everywhere, and to anyone on a read-only mount or in /proc;
 // creating (and removing) a file is the check that holds, and it costs no training time.
 std::string creation_error(const std::filesystem::path& directory) {
   std::string probe = (directory / ".bnlab-probe.XXXXXX").string();
   const int fd = ::mkstemp(probe.data());
-  if (fd < 0) return errno_text(errno);
+  if (fd < 0) return io::errno_text(errno);
   ::close(fd);
   ::unlink(probe.c_str());
   return {};
@@ -46,7 +39,7 @@ void check_file_destination(const std::filesystem::path& path, std::string_view 
   std::string problem;
   const std::filesystem::path target = io::write_target(path, problem);
   if (!problem.empty()) throw std::invalid_argument(fmt::format("{} '{}' {}", what, path.string(), problem));
-  const auto parent = parent_or_current(target);
+  const auto parent = io::parent_or_current(target);
   if (!std::filesystem::exists(parent, ec))
     throw std::invalid_argument(
         fmt::format("{} '{}': the directory '{}' does not exist", what, path.string(), parent.string()));

@@ -15,8 +15,6 @@
 namespace bnlab::io {
 namespace {
 
-std::string errno_text(int error) { return std::strerror(error); }
-
 std::string_view kind_of(std::filesystem::file_type type) {
   switch (type) {
     case std::filesystem::file_type::directory:
@@ -43,12 +41,14 @@ std::string_view kind_of_mode(mode_t mode) {
   return kind_of(std::filesystem::file_type::unknown);
 }
 
+}  // namespace
+
+std::string errno_text(int error) { return std::strerror(error); }
+
 std::filesystem::path parent_or_current(const std::filesystem::path& path) {
   const auto parent = path.parent_path();
   return parent.empty() ? std::filesystem::path(".") : parent;
 }
-
-}  // namespace
 
 std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc) {
   auto* bytes = static_cast<const Bytef*>(data);
@@ -62,42 +62,71 @@ std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc) {
   return static_cast<std::uint32_t>(running);
 }
 
-std::string read_regular_file(const std::filesystem::path& path, std::string_view who) {
+namespace {
+
+// Closes the descriptor on every way out, exceptions (a failed allocation) included.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+std::optional<std::string> try_read_regular_file(const std::filesystem::path& path, std::string& problem) {
   const std::string name = path.string();
-  auto fail = [&](const std::string& problem) {
-    return std::runtime_error(fmt::format("{} '{}': {}", who, name, problem));
+  problem.clear();
+  auto fail = [&](std::string text) {
+    problem = std::move(text);
+    return std::nullopt;
   };
-  // O_NONBLOCK: opening a FIFO for reading must not wait for a writer before fstat can refuse it.
-  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw fail(fmt::format("cannot open: {}", errno_text(errno)));
+  // stat first: open() of a socket fails with ENXIO, which would hide what the path is.
   struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    const int error = errno;
-    ::close(fd);
-    throw fail(fmt::format("cannot stat: {}", errno_text(error)));
-  }
-  if (!S_ISREG(info.st_mode)) {
-    ::close(fd);
-    throw fail(fmt::format("is {}, expected a regular file", kind_of_mode(info.st_mode)));
-  }
-  std::string bytes(static_cast<std::size_t>(info.st_size), '\0');
-  std::size_t done = 0;
-  // Read to the end even if the file grew since fstat; a regular file never blocks.
-  while (true) {
-    if (done == bytes.size()) bytes.resize(bytes.size() + 65536);
-    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int error = errno;
-      ::close(fd);
-      throw fail(fmt::format("read error after {} bytes: {}", done, errno_text(error)));
+  if (::stat(name.c_str(), &info) == 0 && !S_ISREG(info.st_mode))
+    return fail(fmt::format("is {}, expected a regular file", kind_of_mode(info.st_mode)));
+  // O_NONBLOCK: a FIFO put in place since the stat must not make open() wait for a writer
+  // before fstat can refuse it.
+  const FileDescriptor fd(::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) return fail(fmt::format("cannot open: {}", errno_text(errno)));
+  if (::fstat(fd.get(), &info) != 0) return fail(fmt::format("cannot stat: {}", errno_text(errno)));
+  if (!S_ISREG(info.st_mode)) return fail(fmt::format("is {}, expected a regular file", kind_of_mode(info.st_mode)));
+  std::string bytes;
+  try {
+    bytes.resize(static_cast<std::size_t>(info.st_size));
+    std::size_t done = 0;
+    // Read to the end even if the file grew since fstat; a regular file never blocks.
+    while (true) {
+      if (done == bytes.size()) bytes.resize(bytes.size() + 65536);
+      const ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fail(fmt::format("read error after {} bytes: {}", done, errno_text(errno)));
+      }
+      if (n == 0) break;
+      done += static_cast<std::size_t>(n);
     }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
+    bytes.resize(done);
+  } catch (const std::length_error&) {
+    return fail(fmt::format("{} bytes do not fit in memory", info.st_size));
+  } catch (const std::bad_alloc&) {
+    return fail(fmt::format("{} bytes do not fit in memory", info.st_size));
   }
-  ::close(fd);
-  bytes.resize(done);
   return bytes;
+}
+
+std::string read_regular_file(const std::filesystem::path& path, std::string_view who) {
+  std::string problem;
+  std::optional<std::string> bytes = try_read_regular_file(path, problem);
+  if (!bytes) throw std::runtime_error(fmt::format("{} '{}': {}", who, path.string(), problem));
+  return std::move(*bytes);
 }
 
 std::filesystem::path write_target(const std::filesystem::path& path, std::string& problem) {
@@ -110,14 +139,18 @@ std::filesystem::path write_target(const std::filesystem::path& path, std::strin
     problem = fmt::format("is {}, not a regular file; refusing to replace it", kind_of(link_status.type()));
     return {};
   }
+  // canonical() resolves relative links against the link's own directory, and needs the target.
   const auto target = std::filesystem::canonical(path, ec);
+  if (ec == std::errc::no_such_file_or_directory) {
+    problem = "is a symbolic link to nothing";
+    return {};
+  }
   if (ec) {
-    problem = fmt::format("is a symbolic link to nothing ({})", ec.message());
+    problem = fmt::format("is a symbolic link that cannot be resolved: {}", ec.message());
     return {};
   }
   const auto status = std::filesystem::status(target, ec);
   if (!ec && std::filesystem::is_regular_file(status)) return target;
-  if (!ec && !std::filesystem::exists(status)) return target;
   problem = fmt::format("is a symbolic link to '{}', which is {}, not a regular file; refusing to replace it",
                         target.string(), kind_of(status.type()));
   return {};

@@ -158,8 +158,10 @@ std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
   BatchNormalizationOptions o;
   const std::string convention = r.get_string("convention", "keras");
   if (convention == "pytorch") {
-    // Missing keys take PyTorch's defaults under its convention, as BatchNorm1d/2d would.
+    // Missing keys take the defaults BatchNorm1d/2d share under PyTorch's convention (the
+    // channel axis 1, momentum 0.1, eps 1e-5); the input ranks stay open to both.
     o.convention = BatchNormConvention::pytorch;
+    o.axis = 1;
     o.momentum = 0.1f;
     o.epsilon = 1e-5f;
   } else if (convention != "keras") {

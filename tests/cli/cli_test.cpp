@@ -295,8 +295,9 @@ TEST_F(Cli, TrainIsReproducibleForASeedAndDependsOnIt) {
 TEST_F(Cli, ThreadProbeIntervalSetsTheTrainingThreadPolicy) {
   auto train = [&](const std::vector<std::string>& global) {
     std::vector<std::string> args = global;
-    const std::vector<std::string> command{"train",    "--model",      "bn",  "--epochs",      "1",  "--data-dir",
-                                           data_dir(), "--validation", "100", "--train-limit", "200"};
+    // 600 images in batches of 8: 75 steps, so that a probe interval of 16 runs trials.
+    const std::vector<std::string> command{"train",    "--model",      "bn",  "--epochs",     "1", "--data-dir",
+                                           data_dir(), "--validation", "100", "--batch-size", "8"};
     args.insert(args.end(), command.begin(), command.end());
     const RunResult result = run(args);
     EXPECT_EQ(result.status, 0) << result.err;

@@ -89,6 +89,7 @@ TEST(Factory, MissingKeysTakeDefaults) {
   const auto torch_bn = make_layer("BatchNormalization", {{"convention", "pytorch"}});
   EXPECT_FLOAT_EQ(*dynamic_cast<BatchNormalization&>(*torch_bn).options().momentum, 0.1f);
   EXPECT_FLOAT_EQ(dynamic_cast<BatchNormalization&>(*torch_bn).options().epsilon, 1e-5f);
+  EXPECT_EQ(dynamic_cast<BatchNormalization&>(*torch_bn).options().axis, 1);
   const auto leaky = make_layer("LeakyReLU", {});
   EXPECT_FLOAT_EQ(dynamic_cast<LeakyReLU&>(*leaky).alpha(), 0.3f);
   const auto dense = make_layer("Dense", {{"units", "10"}});

@@ -338,8 +338,7 @@ TEST(CheckpointModel, MustBeWhatItsSettingsDescribe) {
   history.loss = {1.0};
   history.accuracy = {0.5};
   history.seconds = {0.1};
-  auto resume_error = [&](const std::string& model_name, double rate) {
-    Sequential model = make_seed_model(model_name, settings.training.seed);
+  auto resume_error_of = [&](Sequential model, double rate) {
     model.compile(std::make_unique<SGD>(rate));
     const auto checkpoint =
         experiments::checkpoint_from_bytes(experiments::checkpoint_to_bytes(settings, 1, history, model), "ck.bnck");
@@ -350,7 +349,25 @@ TEST(CheckpointModel, MustBeWhatItsSettingsDescribe) {
     }
     return std::string("(no error)");
   };
+  auto resume_error = [&](const std::string& model_name, double rate) {
+    return resume_error_of(make_seed_model(model_name, settings.training.seed), rate);
+  };
+  // The same shapes and counts as "bn", with another activation in its first Dense layer.
+  auto bn_with = [](const std::string& first_activation) {
+    Sequential model;
+    model.add(std::make_unique<Flatten>());
+    model.add(std::make_unique<BatchNormalization>());
+    model.add(std::make_unique<Dense>(300, first_activation));
+    model.add(std::make_unique<BatchNormalization>());
+    model.add(std::make_unique<Dense>(100, "relu"));
+    model.add(std::make_unique<BatchNormalization>());
+    model.add(std::make_unique<Dense>(10, "softmax"));
+    model.build(seed_model_input_shape, 3);
+    return model;
+  };
   EXPECT_EQ(resume_error("bn", 1e-3), "(no error)");
+  EXPECT_EQ(resume_error_of(bn_with("relu"), 1e-3), "(no error)");
+  EXPECT_NE(resume_error_of(bn_with("sigmoid"), 1e-3).find("is not the 'bn' model"), std::string::npos);
   EXPECT_NE(resume_error("baseline", 1e-3).find("the model in the checkpoint in 'ck' is not the 'bn' model"),
             std::string::npos);
   EXPECT_NE(resume_error("bn", 0.5).find("the optimizer in the checkpoint in 'ck' is SGD"), std::string::npos);

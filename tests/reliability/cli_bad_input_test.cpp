@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "bnlab/layers/dense.hpp"
+#include "bnlab/model.hpp"
 #include "reliability/reliability_support.hpp"
 
 namespace bnlab::reliability {
@@ -112,18 +114,51 @@ TEST_F(BadInput, OnlyRegularFilesAreReadOrReplaced) {
   const fs::path labels = data_ / "t10k-labels-idx1-ubyte";
   fs::remove(labels);
   ASSERT_EQ(::mkfifo(labels.c_str(), 0644), 0);
-  expect_refused(train({}), labels.string() + ": is not a regular file");
+  expect_refused(train({}), labels.string() + ": is a FIFO, expected a regular file");
 }
 
 TEST_F(BadInput, ASaveThroughASymbolicLinkReplacesItsTarget) {
-  const fs::path target = scratch_.path() / "model.bnlb", link = scratch_.path() / "link.bnlb";
-  std::ofstream(target) << "old";
-  fs::create_symlink(target, link);
-  const RunResult result = run_bnlab(train({"--save", link.string()}), scratch_.path());
-  ASSERT_EQ(result.status, 0) << result.err;
-  EXPECT_TRUE(fs::is_symlink(link));
-  EXPECT_NE(read_text(target), "old");
-  EXPECT_EQ(run_bnlab({"evaluate", "--load", link.string(), "--data-dir", data_.string()}, scratch_.path()).status, 0);
+  // An absolute link, and a relative one (resolved against the link's own directory).
+  const fs::path target = scratch_.path() / "model.bnlb";
+  const fs::path absolute = scratch_.path() / "absolute.bnlb", relative = scratch_.path() / "relative.bnlb";
+  fs::create_symlink(target, absolute);
+  fs::create_symlink("model.bnlb", relative);
+  for (const fs::path& link : {absolute, relative}) {
+    SCOPED_TRACE(link.string());
+    std::ofstream(target) << "old";
+    const RunResult result = run_bnlab(train({"--save", link.string()}), scratch_.path());
+    ASSERT_EQ(result.status, 0) << result.err;
+    EXPECT_TRUE(fs::is_symlink(link));
+    EXPECT_NE(read_text(target), "old");
+    EXPECT_EQ(run_bnlab({"evaluate", "--load", link.string(), "--data-dir", data_.string()}, scratch_.path()).status,
+              0);
+  }
+}
+
+// The library's own save and load, not only the CLI's checks before them.
+TEST_F(BadInput, SaveAndLoadRefuseAFifoThemselves) {
+  const fs::path fifo = scratch_.path() / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  Sequential model;
+  model.add(std::make_unique<Dense>(2, "softmax"));
+  model.build({3}, 1);
+  try {
+    model.save(fifo.string());
+    FAIL() << "save replaced a FIFO";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("save '" + fifo.string() + "': is a FIFO, not a regular file"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  try {
+    Sequential::load(fifo.string());
+    FAIL() << "load read a FIFO";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("load '" + fifo.string() + "': is a FIFO, expected a regular file"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(BadInput, SavePathsThatCannotHoldTheModel) {
@@ -140,9 +175,14 @@ TEST_F(BadInput, SavePathsThatCannotHoldTheModel) {
 // Sets an environment variable for the bnlab runs of one scope, then puts back what was there.
 class ScopedEnvironment {
  public:
+  // value nullptr: unset for the scope.
   ScopedEnvironment(const char* name, const char* value) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
+    if (value) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
   }
   ~ScopedEnvironment() {
     if (old_) {
@@ -169,6 +209,7 @@ TEST_F(BadInput, ThreadCounts) {
                    std::string("BNLAB_THREADS: must be an integer in [1, 1024], got '") + value + "'");
   }
   // libgomp crashed in the first parallel region with 99999.
+  const ScopedEnvironment no_bnlab_threads("BNLAB_THREADS", nullptr);
   const ScopedEnvironment threads("OMP_NUM_THREADS", "99999");
   expect_refused({"summary", "--model", "bn"}, "OMP_NUM_THREADS: gives 99999 threads, more than 1024");
   EXPECT_EQ(run_bnlab({"--threads", "2", "summary", "--model", "bn"}, scratch_.path()).status, 0);

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     }
     // OMP_NUM_THREADS is libgomp's to read; past about 10^4 threads its parallel regions crash
     // or fail to start, so hold it to the same limit as --threads.
-    if (threads == 0 && omp_get_max_threads() > 1024)
+    if (threads == 0 && std::getenv("OMP_NUM_THREADS") != nullptr && omp_get_max_threads() > 1024)
       throw CLI::ValidationError("OMP_NUM_THREADS", "gives " + std::to_string(omp_get_max_threads()) +
                                                         " threads, more than 1024; use --threads N or BNLAB_THREADS");
     if (threads > 0) omp_set_num_threads(threads);
@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // CLI11 reports "A subcommand is required" for `bnlab bogus`; name the word it did not know.
     const auto extra = app.remaining();
-    if (app.get_subcommands().empty() && !extra.empty() && !extra.front().starts_with("-")) {
+    const bool no_command = dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty();
+    if (no_command && !extra.empty() && !extra.front().starts_with("-")) {
       std::string valid;
       for (const auto& command : all) valid += (valid.empty() ? "" : ", ") + command.name;
       std::cerr << "bnlab: error: unknown command '" << extra.front() << "' (valid: " << valid << ")\n";

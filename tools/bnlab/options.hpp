@@ -104,9 +104,9 @@ inline CLI::Validator at_least(std::int64_t minimum) {
   return CLI::Validator(
       [minimum](std::string& text) -> std::string {
         std::int64_t value = 0;
-        if (!is_plain_decimal(text, true) || !CLI::detail::lexical_cast(text, value))
-          return fmt::format("must be a decimal integer, got '{}'", text);
+        if (!is_plain_decimal(text, true)) return fmt::format("must be a decimal integer, got '{}'", text);
         if (!fits<std::int64_t>(text)) return fmt::format("{} is out of range", text);
+        if (!CLI::detail::lexical_cast(text, value)) return fmt::format("must be a decimal integer, got '{}'", text);
         if (value < minimum) return fmt::format("must be >= {}, got {}", minimum, text);
         return {};
       },

@@ -8,7 +8,8 @@
 // parameter, BatchNormalization's moving statistics, the optimizer's slots and iteration count:
 // docs/formats.md, "Model files"), the number of completed epochs, the history so far, and the
 // settings the run was started with. The only other state of a seed 003 run is the shuffle
-// order, which fit() derives from (seed, epoch) alone (FitOptions::seed), so no generator state
+// order, which fit() started at the checkpoint's epoch (FitOptions::initial_epoch) derives from
+// (seed, epoch) alone (FitOptions::seed), so no generator state
 // needs saving; the seed models have no dropout. The format ("BNCK", version 2; version 1
 // still loads) is in docs/formats.md.
 

@@ -10,7 +10,9 @@ namespace bnlab::experiments {
 // Writes contents to path atomically: a temporary PATH.tmp.XXXXXX in the same directory is
 // written, flushed to disk and renamed over path, so a reader sees the old file or the whole new
 // one, never a part. On any failure the temporary is removed, path is left as it was, and
-// std::runtime_error names the file and the failing step. The parent directory must exist.
+// std::runtime_error names the file and the failing step. The parent directory must exist. A
+// symbolic link is followed (its target is replaced); a path that exists and is not a regular
+// file (a device, FIFO, socket, directory) is refused before anything is written.
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents);
 
 // Throws std::invalid_argument naming `what` and path unless a file could be created at path:
