@@ -151,6 +151,9 @@ TEST_F(Cli, RefusesUnknownNamesListingTheValidOnes) {
   expect_refused({"compare", "--models", "bn,resnet"},
                  "--models: unknown model 'resnet' (valid: baseline, bn, bn-before-activation)");
   expect_refused({"compare", "--models", "bn,bn", "--data-dir", data_dir()}, "model 'bn' is listed twice");
+  // CLI11's own list splitting dropped the empty name of a stray comma.
+  expect_refused({"compare", "--models", "bn,"}, "--models: an empty name in the list 'bn,'");
+  expect_refused({"compare", "--models", "bn,,baseline"}, "--models: an empty name in the list 'bn,,baseline'");
   expect_refused({"train", "--model", "bn", "--optimizer", "rmsprop"},
                  "--optimizer: unknown optimizer 'rmsprop' (valid: sgd, adam)");
   expect_refused({"train", "--model", "bn", "--momentum", "1"}, "--momentum: must be in [0, 1), got 1");

@@ -21,15 +21,16 @@ const RegisterCommand registration{
      [](CLI::App& app) {
        static experiments::CompareOptions options;
        static std::string out_dir = options.out_dir.string();
-       app.add_option("--models", options.models,
-                      "comma-separated subset of the models, in the order to run (default: all)")
-           ->delimiter(',')
-           ->check(one_of(seed_model_names(), "model"));
+       static std::string models;
+       // Split here, not by CLI11's delimiter, which drops empty names: "bn," would pass.
+       app.add_option("--models", models, "comma-separated subset of the models, in the order to run (default: all)")
+           ->check(list_of(one_of(seed_model_names(), "model")));
        add_training_options(app, options.training);
        app.add_option("--out", out_dir, "output directory")->capture_default_str();
        add_data_options(app, options.data, true);
        app.callback([] {
          options.out_dir = out_dir;
+         if (!models.empty()) options.models = split_list(models);
          experiments::run_comparison(options, std::cout);
        });
      }}};

@@ -124,6 +124,33 @@ inline CLI::Validator one_of(std::vector<std::string> names, std::string what) {
       description);
 }
 
+// "a,b,c" as {"a", "b", "c"}; empty names stay (",a" gives {"", "a"}) for list_of to refuse.
+inline std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> names(1);
+  for (const char c : text) {
+    if (c == ',') {
+      names.emplace_back();
+    } else {
+      names.back() += c;
+    }
+  }
+  return names;
+}
+
+// A comma-separated list whose every name passes `each`. CLI11's own delimiter drops empty
+// names, so "bn," or "bn,,baseline" would pass as if the typo were not there.
+inline CLI::Validator list_of(CLI::Validator each) {
+  return CLI::Validator(
+      [each](std::string& text) -> std::string {
+        for (std::string name : split_list(text)) {
+          if (name.empty()) return fmt::format("an empty name in the list '{}'", text);
+          if (std::string error = each(name); !error.empty()) return error;
+        }
+        return {};
+      },
+      "NAME[,NAME...]");
+}
+
 inline void add_training_options(CLI::App& app, experiments::TrainingOptions& options) {
   app.add_option("--epochs", options.epochs, "number of epochs")->check(at_least(1))->capture_default_str();
   app.add_option("--lr", options.learning_rate, "learning rate")->check(finite_positive())->capture_default_str();
