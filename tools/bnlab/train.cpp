@@ -62,14 +62,12 @@ void run_train(const TrainArguments& args) {
           "--checkpoint-dir '{}' already holds a checkpoint ({}); pass --resume to continue it, or choose another "
           "directory",
           args.checkpoint_dir, experiments::checkpoint_path(args.checkpoint_dir).string()));
-    if (exists) {
-      checkpoint = experiments::load_checkpoint(args.checkpoint_dir);
-      experiments::check_resume_settings(*checkpoint, settings, args.checkpoint_dir);
-    }
+    if (exists) checkpoint = experiments::load_checkpoint(args.checkpoint_dir);
   }
   const experiments::SeedData data = experiments::load_seed_data(args.data);
   if (!args.checkpoint_dir.empty()) {
-    // The data's fingerprint goes into every checkpoint, and a resumed run must match it.
+    // The data's fingerprint goes into every checkpoint, and a resumed run must match it (as
+    // every other setting, checked together once the data is known).
     settings.data_crc = experiments::training_data_crc(data.train);
     if (checkpoint) {
       experiments::check_resume_settings(*checkpoint, settings, args.checkpoint_dir);
