@@ -41,6 +41,21 @@ std::string_view kind_of_mode(mode_t mode) {
   return kind_of(std::filesystem::file_type::unknown);
 }
 
+// Closes the descriptor on every way out, exceptions (a failed allocation) included.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
 }  // namespace
 
 std::string errno_text(int error) { return std::strerror(error); }
@@ -61,25 +76,6 @@ std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc) {
   }
   return static_cast<std::uint32_t>(running);
 }
-
-namespace {
-
-// Closes the descriptor on every way out, exceptions (a failed allocation) included.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-}  // namespace
 
 std::optional<std::string> try_read_regular_file(const std::filesystem::path& path, std::string& problem) {
   const std::string name = path.string();

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,13 +63,14 @@ inline bool is_plain_decimal(const std::string& text, bool signed_value) {
                      [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Whether plain decimal text fits T: CLI11 would store a saturated value (strtoll's LLONG_MAX)
-// for a larger one, and two different seeds would train the same run.
+// The value of plain decimal text, or nothing when it does not fit T: CLI11 would store a
+// saturated value (strtoll's LLONG_MAX) for a larger one, and two seeds would train one run.
 template <class T>
-bool fits(const std::string& text) {
+std::optional<T> decimal_value(const std::string& text) {
   T value{};
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return error == std::errc() && end == text.data() + text.size();
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 // An unsigned integer flag (seeds): plain decimal digits.
@@ -77,7 +79,8 @@ inline CLI::Validator unsigned_decimal() {
       [](std::string& text) -> std::string {
         if (!is_plain_decimal(text, false))
           return fmt::format("must be a decimal integer >= 0 (digits only), got '{}'", text);
-        if (!fits<std::uint64_t>(text)) return fmt::format("{} is out of range (at most 18446744073709551615)", text);
+        if (!decimal_value<std::uint64_t>(text))
+          return fmt::format("{} is out of range (at most 18446744073709551615)", text);
         return {};
       },
       "UINT");
@@ -88,7 +91,7 @@ inline CLI::Validator signed_decimal() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         if (!is_plain_decimal(text, true)) return fmt::format("must be a decimal integer, got '{}'", text);
-        if (!fits<std::int64_t>(text)) return fmt::format("{} is out of range", text);
+        if (!decimal_value<std::int64_t>(text)) return fmt::format("{} is out of range", text);
         return {};
       },
       "INT");
@@ -103,11 +106,10 @@ inline CLI::Validator non_empty_path() {
 inline CLI::Validator at_least(std::int64_t minimum) {
   return CLI::Validator(
       [minimum](std::string& text) -> std::string {
-        std::int64_t value = 0;
         if (!is_plain_decimal(text, true)) return fmt::format("must be a decimal integer, got '{}'", text);
-        if (!fits<std::int64_t>(text)) return fmt::format("{} is out of range", text);
-        if (!CLI::detail::lexical_cast(text, value)) return fmt::format("must be a decimal integer, got '{}'", text);
-        if (value < minimum) return fmt::format("must be >= {}, got {}", minimum, text);
+        const std::optional<std::int64_t> value = decimal_value<std::int64_t>(text);
+        if (!value) return fmt::format("{} is out of range", text);
+        if (*value < minimum) return fmt::format("must be >= {}, got {}", minimum, text);
         return {};
       },
       fmt::format("INT >= {}", minimum));
