@@ -230,14 +230,23 @@ Checkpoint load_checkpoint(const std::filesystem::path& directory) {
 }
 
 int remove_stale_checkpoint_temporaries(const std::filesystem::path& directory) {
-  const std::string prefix = std::string(checkpoint_file_name) + ".tmp.";
+  // The atomic write puts its temporary beside the file it replaces, which for a symbolic link
+  // is the link's target, so that directory is looked in too.
+  std::vector<std::filesystem::path> writes_to{checkpoint_path(directory)};
+  std::string problem;
+  const std::filesystem::path target = io::write_target(writes_to.front(), problem);
+  if (!target.empty() && target != writes_to.front()) writes_to.push_back(target);
   int removed = 0;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(prefix, 0) == 0 && name.size() == prefix.size() + 6 && it->is_regular_file(ec)) {
-      std::error_code remove_error;
-      if (std::filesystem::remove(it->path(), remove_error)) ++removed;
+  for (const std::filesystem::path& file : writes_to) {
+    const std::string prefix = file.filename().string() + ".tmp.";
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(io::parent_or_current(file), ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.rfind(prefix, 0) == 0 && name.size() == prefix.size() + 6 && it->is_regular_file(ec)) {
+        std::error_code remove_error;
+        if (std::filesystem::remove(it->path(), remove_error)) ++removed;
+      }
     }
   }
   return removed;

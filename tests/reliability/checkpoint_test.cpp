@@ -373,6 +373,39 @@ TEST(CheckpointModel, MustBeWhatItsSettingsDescribe) {
   EXPECT_NE(resume_error("bn", 0.5).find("the optimizer in the checkpoint in 'ck' is SGD"), std::string::npos);
 }
 
+// A killed save leaves its temporary beside the file it was replacing: in the checkpoint
+// directory, or beside the target when checkpoint.bnck is a symbolic link. Only the checkpoint's
+// own temporaries go.
+TEST(CheckpointTemporaries, StaleOnesAreRemovedBesideTheFileOrTheLinksTarget) {
+  TempDir scratch;
+  auto touch = [](const fs::path& path) { std::ofstream(path) << "partial"; };
+  const fs::path plain = scratch.path() / "plain";
+  fs::create_directories(plain);
+  touch(plain / "checkpoint.bnck.tmp.a1b2c3");
+  touch(plain / "checkpoint.bnck.tmp.a1b2c3d");  // not mkstemp's six characters
+  touch(plain / "model.bnlab.tmp.a1b2c3");       // another file's temporary
+  EXPECT_EQ(experiments::remove_stale_checkpoint_temporaries(plain), 1);
+  EXPECT_FALSE(fs::exists(plain / "checkpoint.bnck.tmp.a1b2c3"));
+  EXPECT_TRUE(fs::exists(plain / "checkpoint.bnck.tmp.a1b2c3d"));
+  EXPECT_TRUE(fs::exists(plain / "model.bnlab.tmp.a1b2c3"));
+
+  const fs::path elsewhere = scratch.path() / "elsewhere";
+  const fs::path linked = scratch.path() / "linked";
+  fs::create_directories(elsewhere);
+  fs::create_directories(linked);
+  touch(elsewhere / "run.bnck");
+  touch(elsewhere / "run.bnck.tmp.XyZ123");
+  touch(elsewhere / "checkpoint.bnck.tmp.XyZ123");  // not what the link's saves would leave
+  fs::create_symlink("../elsewhere/run.bnck", linked / "checkpoint.bnck");
+  touch(linked / "checkpoint.bnck.tmp.Qw3rty");
+  EXPECT_EQ(experiments::remove_stale_checkpoint_temporaries(linked), 2);
+  EXPECT_FALSE(fs::exists(elsewhere / "run.bnck.tmp.XyZ123"));
+  EXPECT_FALSE(fs::exists(linked / "checkpoint.bnck.tmp.Qw3rty"));
+  EXPECT_TRUE(fs::exists(elsewhere / "run.bnck"));
+  EXPECT_TRUE(fs::exists(elsewhere / "checkpoint.bnck.tmp.XyZ123"));
+  EXPECT_TRUE(fs::is_symlink(linked / "checkpoint.bnck"));
+}
+
 TEST_F(CheckpointBytes, RoundTrip) {
   const experiments::Checkpoint c = experiments::checkpoint_from_bytes(bytes_, "ck.bnck");
   EXPECT_EQ(c.settings.model, "tiny");

@@ -66,7 +66,9 @@ Checkpoint checkpoint_from_bytes(std::string_view bytes, const std::string& name
 Checkpoint load_checkpoint(const std::filesystem::path& directory);
 
 // Removes the temporaries (checkpoint.bnck.tmp.XXXXXX) a run killed in the middle of a save
-// leaves behind; returns how many. Only this file name's temporaries are touched.
+// leaves behind; returns how many. When checkpoint.bnck is a symbolic link, the saves replaced
+// its target, so the target's temporaries (TARGET.tmp.XXXXXX beside it) go too. Only these
+// names are touched.
 int remove_stale_checkpoint_temporaries(const std::filesystem::path& directory);
 
 // Throws std::invalid_argument naming the first setting in which `wanted` differs from the
