@@ -172,8 +172,9 @@ public:
   // BatchNormalization's moving statistics, as a real step would.
   double compute_gradients(const Tensor& x, std::span<const std::int32_t> y);
   EvaluateResult evaluate(const Tensor& x, std::span<const std::int32_t> y, std::int64_t batch_size = 32);
-  // Class probabilities, shape (N, classes): the final softmax's outputs, or the softmax of the
-  // logits with from_logits.
+  // The model's outputs in inference mode, shape (N, *last layer's output shape), as Keras's
+  // predict: a model compiled with from_logits returns its logits (apply kernels::softmax_forward
+  // for probabilities). Needs a built model, not a compiled one.
   Tensor predict(const Tensor& x, std::int64_t batch_size = 32);
 
   // The whole model: architecture, every parameter (moving statistics included), compile

@@ -387,25 +387,24 @@ EvaluateResult Sequential::evaluate(const Tensor& x, std::span<const std::int32_
 }
 
 Tensor Sequential::predict(const Tensor& x, std::int64_t batch_size) {
-  check_loss_setup("predict");
+  check_built("predict");
   if (batch_size < 1) throw std::invalid_argument(fmt::format("predict: batch_size is {}, must be >= 1", batch_size));
   check_inputs("predict", x, {}, false);
   const std::int64_t samples = x.dim(0);
-  const std::int64_t classes = layers_.back()->output_shape()[0];
-  Tensor probabilities({samples, classes}, Layout::NC);
+  Shape shape{samples};
+  const Shape& per_sample = layers_.back()->output_shape();
+  shape.insert(shape.end(), per_sample.begin(), per_sample.end());
+  Tensor outputs;
   for (std::int64_t begin = 0; begin < samples; begin += batch_size) {
     const std::int64_t end = std::min(samples, begin + batch_size);
     const Tensor& output = forward(x.slice_batch(begin, end), false);
-    if (output.size() != (end - begin) * classes)
+    if (begin == 0) outputs = Tensor(shape, output.layout());
+    if (output.size() * samples != outputs.size() * (end - begin))
       throw std::logic_error(fmt::format("predict: layer '{}' returned {} for a batch of {}", layers_.back()->name(),
                                          output.shape_string(), end - begin));
-    float* dst = probabilities.data() + begin * classes;
-    if (compile_options_.from_logits)
-      kernels::softmax_forward(end - begin, classes, output.data(), dst);
-    else
-      std::copy(output.data(), output.data() + output.size(), dst);
+    std::copy(output.data(), output.data() + output.size(), outputs.data() + begin * (outputs.size() / samples));
   }
-  return probabilities;
+  return outputs;
 }
 
 }  // namespace bnlab

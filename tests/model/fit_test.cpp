@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bnlab/layers/conv2d.hpp"
 #include "bnlab/model.hpp"
 #include "bnlab/profile.hpp"
 #include "model/test_layers.hpp"
@@ -339,22 +340,36 @@ TEST(Predict, InferenceModeUsesMovingStatistics) {
     for (std::int64_t j = 0; j < params[i]->value.size(); ++j) ASSERT_EQ(params[i]->value[j], before[i][j]);
 }
 
-TEST(Predict, FromLogitsAppliesTheSoftmax) {
+// As Keras's predict: the model's own outputs, logits for a from_logits model (not their
+// softmax), from any built model, compiled or not, whatever its last layer's shape.
+TEST(Predict, ReturnsTheModelsOutputsAsKerasDoes) {
   Sequential model;
   model.add(std::make_unique<TestDense>(3));
   model.build({4}, 1);
-  model.compile(std::make_unique<SGD>(0.1), {.from_logits = true});
   const Blobs data = make_blobs(6, 1);
+  const Tensor logits = model.layer(0).forward(data.x, false);
+  const Tensor uncompiled = model.predict(data.x, 4);
+  ASSERT_EQ(uncompiled.shape(), (Shape{6, 3}));
+  for (std::int64_t i = 0; i < logits.size(); ++i) EXPECT_EQ(uncompiled[i], logits[i]);
+  model.compile(std::make_unique<SGD>(0.1), {.from_logits = true});
   const Tensor p = model.predict(data.x);
-  Tensor logits = model.layer(0).forward(data.x, false);
-  for (std::int64_t i = 0; i < 6; ++i) {
-    double z = 0;
-    for (int k = 0; k < 3; ++k) z += std::exp(double(logits[i * 3 + k]));
-    for (int k = 0; k < 3; ++k) EXPECT_NEAR(p[i * 3 + k], std::exp(double(logits[i * 3 + k])) / z, 1e-6);
-  }
+  for (std::int64_t i = 0; i < logits.size(); ++i) EXPECT_EQ(p[i], logits[i]);
   const History h = model.fit(data.x, data.y, quiet(2, 3));
   EXPECT_EQ(h.epochs(), 2u);
   EXPECT_TRUE(std::isfinite(h.loss.back()));
+
+  // A feature extractor: per-sample output (2, 2, 2), no loss possible, still predicts.
+  Sequential features;
+  features.add(std::make_unique<Conv2D>(2, std::array<std::int64_t, 2>{2, 2}));
+  features.build({3, 3, 1}, 5);
+  Tensor images({5, 3, 3, 1}, Layout::NHWC);
+  for (std::int64_t i = 0; i < images.size(); ++i) images[i] = std::sin(float(i));
+  const Tensor out = features.predict(images, 2);
+  ASSERT_EQ(out.shape(), (Shape{5, 2, 2, 2}));
+  EXPECT_EQ(out.layout(), Layout::NHWC);
+  const Tensor whole = features.layer(0).forward(images, false);
+  for (std::int64_t i = 0; i < whole.size(); ++i) EXPECT_EQ(out[i], whole[i]);
+  EXPECT_THROW(Sequential().predict(images), std::logic_error);
 }
 
 TEST(Evaluate, LossIsTheMeanCrossEntropyOverSamples) {
