@@ -9,6 +9,15 @@
 
 namespace bnlab {
 
+BatchNormalizationOptions BatchNormalizationOptions::pytorch_defaults() {
+  BatchNormalizationOptions o;
+  o.convention = BatchNormConvention::pytorch;
+  o.axis = 1;
+  o.momentum = 0.1f;
+  o.epsilon = 1e-5f;
+  return o;
+}
+
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options) : options_(std::move(options)) {
   const auto& o = options_;
   if (!(o.epsilon > 0.0f) || !std::isfinite(o.epsilon))
@@ -89,6 +98,16 @@ kernels::BatchNormShape BatchNormalization::kernel_shape(std::int64_t batch) con
 
 const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
   detail::check_input(*this, x, input_shape_, "forward");
+  // A tensor that says where its channels are must agree with the axis: an axis-1 layer (as
+  // BatchNorm2d) after Conv2D, whose output is channels last, would take image rows for channels.
+  const bool says_where_channels_are = x.layout() == Layout::NCHW || x.layout() == Layout::NHWC;
+  if (says_where_channels_are && kernel_layout_ != Layout::NC && x.layout() != kernel_layout_)
+    throw std::invalid_argument(fmt::format(
+        "{}: forward got input {} in layout {}, but axis {} takes the channels from {}", detail::describe(*this),
+        x.shape_string(), to_string(x.layout()), options_.axis,
+        kernel_layout_ == Layout::NCHW ? "dimension 1 (NCHW); Conv2D and MaxPooling2D give channels last (NHWC), "
+                                         "which axis -1 (Keras's default) normalizes"
+                                       : "the last dimension (NHWC); channels first (NCHW) need axis 1"));
   const kernels::BatchNormShape shape = kernel_shape(x.dim(0));
   const float* gamma = options_.scale ? gamma_.value.data() : nullptr;
   const float* beta = options_.center ? beta_.value.data() : nullptr;
@@ -198,13 +217,11 @@ namespace {
 
 BatchNormalization pytorch_batch_norm(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine,
                                       int min_rank, int max_rank) {
-  BatchNormalizationOptions o;
-  o.axis = 1;
+  BatchNormalizationOptions o = BatchNormalizationOptions::pytorch_defaults();
   o.momentum = momentum;
   o.epsilon = eps;
   o.center = affine;
   o.scale = affine;
-  o.convention = BatchNormConvention::pytorch;
   o.num_features = num_features;
   o.min_input_rank = min_rank;
   o.max_input_rank = max_rank;

@@ -158,12 +158,9 @@ std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
   BatchNormalizationOptions o;
   const std::string convention = r.get_string("convention", "keras");
   if (convention == "pytorch") {
-    // Missing keys take the defaults BatchNorm1d/2d share under PyTorch's convention (the
-    // channel axis 1, momentum 0.1, eps 1e-5); the input ranks stay open to both.
-    o.convention = BatchNormConvention::pytorch;
-    o.axis = 1;
-    o.momentum = 0.1f;
-    o.epsilon = 1e-5f;
+    // Missing keys take the defaults BatchNorm1d/2d share under PyTorch's convention; the input
+    // ranks stay open to both.
+    o = BatchNormalizationOptions::pytorch_defaults();
   } else if (convention != "keras") {
     throw std::invalid_argument(
         fmt::format("make_layer: BatchNormalization config convention is \"{}\", expected \"keras\" or \"pytorch\"",

@@ -242,6 +242,22 @@ TEST(BatchNormalization, BadArgumentsThrowNamingThem) {
   BNLAB_EXPECT_INVALID(bn.forward(Tensor({2, 5}, Layout::NC), true), "(2, 5)", "(None, 4)");
 }
 
+// BatchNorm2d (axis 1) after Conv2D, whose output is NHWC, builds when the image height equals
+// the filter count; it must then refuse the NHWC tensor rather than normalize image rows.
+TEST(BatchNormalization, RefusesATensorWhoseLayoutContradictsTheAxis) {
+  Rng rng(0);
+  BatchNormalization torch_bn = BatchNorm2d(4);
+  torch_bn.build({4, 4, 4}, rng);
+  const Tensor nhwc({2, 4, 4, 4}, Layout::NHWC), nchw({2, 4, 4, 4}, Layout::NCHW), plain({2, 4, 4, 4});
+  BNLAB_EXPECT_INVALID(torch_bn.forward(nhwc, true), "(2, 4, 4, 4)", "layout NHWC", "axis 1", "axis -1");
+  EXPECT_NO_THROW(torch_bn.forward(nchw, true));
+  EXPECT_NO_THROW(torch_bn.forward(plain, true));
+  BatchNormalization keras_bn;
+  keras_bn.build({4, 4, 4}, rng);
+  BNLAB_EXPECT_INVALID(keras_bn.forward(nchw, false), "layout NCHW", "axis -1", "need axis 1");
+  EXPECT_NO_THROW(keras_bn.forward(nhwc, false));
+}
+
 // Keras trains on a batch of one (fit's last batch when N % batch_size == 1): the mean is the
 // value, the biased variance 0, so the output is beta, the moving variance decays towards 0,
 // and the backward gives dx = 0 (to a rounding), dgamma = 0, dbeta = dy.

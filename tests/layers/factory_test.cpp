@@ -90,6 +90,12 @@ TEST(Factory, MissingKeysTakeDefaults) {
   EXPECT_FLOAT_EQ(*dynamic_cast<BatchNormalization&>(*torch_bn).options().momentum, 0.1f);
   EXPECT_FLOAT_EQ(dynamic_cast<BatchNormalization&>(*torch_bn).options().epsilon, 1e-5f);
   EXPECT_EQ(dynamic_cast<BatchNormalization&>(*torch_bn).options().axis, 1);
+  // The options struct's own PyTorch starting point holds the same values.
+  const BatchNormalizationOptions torch_defaults = BatchNormalizationOptions::pytorch_defaults();
+  EXPECT_EQ(torch_defaults.convention, BatchNormConvention::pytorch);
+  EXPECT_EQ(torch_defaults.axis, 1);
+  EXPECT_FLOAT_EQ(*torch_defaults.momentum, 0.1f);
+  EXPECT_FLOAT_EQ(torch_defaults.epsilon, 1e-5f);
   const auto leaky = make_layer("LeakyReLU", {});
   EXPECT_FLOAT_EQ(dynamic_cast<LeakyReLU&>(*leaky).alpha(), 0.3f);
   const auto dense = make_layer("Dense", {{"units", "10"}});

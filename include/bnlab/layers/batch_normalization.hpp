@@ -37,7 +37,12 @@ namespace bnlab {
 
 enum class BatchNormConvention { keras, pytorch };
 
+// The member defaults are Keras's; setting `convention` alone keeps them. pytorch_defaults() is
+// where a PyTorch-convention layer starts (what BatchNorm1d/2d and a config of convention
+// "pytorch" use): the channel axis 1, momentum 0.1, epsilon 1e-5.
 struct BatchNormalizationOptions {
+  static BatchNormalizationOptions pytorch_defaults();
+
   int axis = -1;
   std::optional<float> momentum = 0.99f;
   float epsilon = 1e-3f;
