@@ -101,13 +101,20 @@ TEST(BatchNormalization, SeedCheckOnNormalData) {
   std::mt19937_64 gen(42);
   std::normal_distribution<float> normal(5.0f, 2.0f);
   for (std::int64_t i = 0; i < x.size(); ++i) x[i] = normal(gen);
-  std::vector<double> mean, var;
+  std::vector<double> mean, var, x_mean, x_var;
+  channel_moments(x, 2, x_mean, x_var);
   channel_moments(bn.forward(x, true), 2, mean, var);
   for (int c = 0; c < 2; ++c) {
     EXPECT_NEAR(mean[c], 0.0, 1e-5);
-    // var / (var + epsilon) with epsilon = 1e-3 and var ~ 4.
     EXPECT_NEAR(var[c], 1.0, 1e-3);
+    // Exactly var / (var + epsilon) with Keras's epsilon 1e-3 (2.5e-4 below 1 at var ~ 4).
+    EXPECT_NEAR(var[c], x_var[c] / (x_var[c] + 1e-3), 1e-6);
   }
+  // At a variance of 0.01 epsilon takes 9% off: the training forward uses the layer's epsilon.
+  for (std::int64_t i = 0; i < x.size(); ++i) x[i] *= 0.05f;
+  channel_moments(x, 2, x_mean, x_var);
+  channel_moments(bn.forward(x, true), 2, mean, var);
+  for (int c = 0; c < 2; ++c) EXPECT_NEAR(var[c], x_var[c] / (x_var[c] + 1e-3), 1e-5);
 }
 
 TEST(BatchNormalization, KerasMovingStatistics) {

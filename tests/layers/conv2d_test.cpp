@@ -1,12 +1,14 @@
-#include <gtest/gtest.h>
+#include "bnlab/layers/conv2d.hpp"
 
+#include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <tuple>
 
 #include "bnlab/kernels/conv.hpp"
-#include "bnlab/layers/conv2d.hpp"
 #include "layers/grad_check.hpp"
 
 namespace bnlab {
@@ -88,13 +90,21 @@ TEST_P(Conv2DCases, ForwardMatchesReferenceAndGradientsMatchCentralDifferences) 
   const Tensor x = random_tensor({2, 7, 6, 3}, Layout::NHWC, 23);
   const Tensor& y = conv.forward(x, true);
   EXPECT_EQ(y.layout(), Layout::NHWC);
-  if (activation == "linear") {
-    const Tensor expected = reference_conv(x, conv.parameters()[0]->value, bias ? &bias->value : nullptr, stride,
-                                           kernels::parse_padding(padding, "test"));
-    ASSERT_EQ(y.shape(), expected.shape());
-    EXPECT_EQ(out, (Shape{expected.dim(1), expected.dim(2), 4}));
-    for (std::int64_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-5) << i;
+  // The activation is checked here too: central differences alone would pass a Conv2D that
+  // ignored it in both directions.
+  const Tensor expected = reference_conv(x, conv.parameters()[0]->value, bias ? &bias->value : nullptr, stride,
+                                         kernels::parse_padding(padding, "test"));
+  ASSERT_EQ(y.shape(), expected.shape());
+  EXPECT_EQ(out, (Shape{expected.dim(1), expected.dim(2), 4}));
+  int negative = 0;
+  for (std::int64_t i = 0; i < y.size(); ++i) {
+    double z = expected[i];
+    negative += z < 0;
+    if (activation == "relu") z = std::max(z, 0.0);
+    if (activation == "tanh") z = std::tanh(z);
+    EXPECT_NEAR(y[i], z, 1e-5) << i;
   }
+  EXPECT_GT(negative, 0);  // so that relu had something to do
   EXPECT_GT(check_layer_gradients(conv, x, 29), 0);
 }
 

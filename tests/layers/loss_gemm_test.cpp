@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
-
 #include <omp.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -95,22 +95,28 @@ TEST(Accuracy, ArgmaxWithFirstOnTies) {
 }
 
 TEST(Gemm, AllTransposesMatchDoubleReferenceAcrossTiles) {
-  // Sizes beyond one tile in both dimensions, with ragged edges.
-  const std::int64_t M = 70, N = 260, K = 9;
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) {
-      const Tensor A = random_tensor({M * K}, Layout::Plain, 1);
-      const Tensor B = random_tensor({K * N}, Layout::Plain, 2);
-      Tensor C = Tensor::full({M * N}, 1.0f);
-      kernels::gemm(ta, tb, M, N, K, 2.0f, A.data(), B.data(), 0.5f, C.data());
-      for (std::int64_t i = 0; i < M; i += 3)
-        for (std::int64_t j = 0; j < N; j += 7) {
-          double sum = 0.0;
-          for (std::int64_t k = 0; k < K; ++k)
-            sum += static_cast<double>(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
-          EXPECT_NEAR(C[i * N + j], 2.0 * sum + 0.5, 1e-4) << ta << tb << " " << i << "," << j;
-        }
-    }
+  // C is cut along its longer side into tiles with ragged last ones: columns for 70x260,
+  // rows for 260x70 (where a tile's rows of A start at A + i * lda, or A + i transposed).
+  for (const auto [M, N, K] : {std::array<std::int64_t, 3>{70, 260, 9}, std::array<std::int64_t, 3>{260, 70, 9}}) {
+    const kernels::GemmTiling tiling = kernels::gemm_tiling(M, N, K);
+    ASSERT_GT(tiling.row_tiles * tiling.col_tiles, 1) << M << "x" << N;
+    ASSERT_EQ(tiling.row_tiles > 1, M > N) << M << "x" << N;
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const Tensor A = random_tensor({M * K}, Layout::Plain, 1);
+        const Tensor B = random_tensor({K * N}, Layout::Plain, 2);
+        Tensor C = Tensor::full({M * N}, 1.0f);
+        kernels::gemm(ta, tb, M, N, K, 2.0f, A.data(), B.data(), 0.5f, C.data());
+        for (std::int64_t i = 0; i < M; i += 3)
+          for (std::int64_t j = 0; j < N; j += 7) {
+            double sum = 0.0;
+            for (std::int64_t k = 0; k < K; ++k)
+              sum += static_cast<double>(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+            EXPECT_NEAR(C[i * N + j], 2.0 * sum + 0.5, 1e-4)
+                << M << "x" << N << " " << ta << tb << " " << i << "," << j;
+          }
+      }
+  }
 }
 
 TEST(Gemm, BiasHelpersAndBadArguments) {

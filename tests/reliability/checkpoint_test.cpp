@@ -149,6 +149,14 @@ TEST_F(Checkpoints, KilledAtRandomMomentsAndResumedEqualsAnUninterruptedRun) {
                                  std::to_string(completed_at_kill)),
                 std::string::npos)
           << resumed.out;
+      // It trained on from there: a run that printed the line and then started over would end
+      // with the same bits (training is deterministic), but its log would begin at epoch 1.
+      if (completed_at_kill < epochs) {
+        std::smatch first_epoch;
+        ASSERT_TRUE(std::regex_search(resumed.out, first_epoch, std::regex("Epoch (\\d+)/" + std::to_string(epochs))))
+            << resumed.out;
+        EXPECT_EQ(first_epoch[1].str(), std::to_string(completed_at_kill + 1)) << resumed.out;
+      }
     }
     const experiments::Checkpoint final_resumed = experiments::load_checkpoint(dir);
     EXPECT_EQ(final_resumed.completed_epochs, epochs);
