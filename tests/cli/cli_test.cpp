@@ -296,11 +296,23 @@ TEST_F(Cli, TrainIsReproducibleForASeedAndDependsOnIt) {
 // The global --thread-probe-interval reaches fit: the log's system line says which policy the
 // run trained under, and the result is the same bits under either.
 TEST_F(Cli, ThreadProbeIntervalSetsTheTrainingThreadPolicy) {
+  int runs = 0;
   auto train = [&](const std::vector<std::string>& global) {
     std::vector<std::string> args = global;
     // 600 images in batches of 8: 75 steps, so that a probe interval of 16 runs trials.
-    const std::vector<std::string> command{"train",    "--model",      "bn",  "--epochs",     "1", "--data-dir",
-                                           data_dir(), "--validation", "100", "--batch-size", "8"};
+    const std::vector<std::string> command{"train",
+                                           "--model",
+                                           "bn",
+                                           "--epochs",
+                                           "1",
+                                           "--data-dir",
+                                           data_dir(),
+                                           "--validation",
+                                           "100",
+                                           "--batch-size",
+                                           "8",
+                                           "--save",
+                                           scratch_ / ("model" + std::to_string(runs++) + ".bnlb")};
     args.insert(args.end(), command.begin(), command.end());
     const RunResult result = run(args);
     EXPECT_EQ(result.status, 0) << result.err;
@@ -315,6 +327,11 @@ TEST_F(Cli, ThreadProbeIntervalSetsTheTrainingThreadPolicy) {
   ASSERT_FALSE(test_line(timed.out).empty());
   EXPECT_EQ(test_line(often.out), test_line(timed.out));
   EXPECT_EQ(test_line(fixed.out), test_line(timed.out));
+  // The same bits, not only the same four printed decimals: the saved models are identical.
+  const std::string timed_model = read_text(scratch_ / "model0.bnlb");
+  ASSERT_FALSE(timed_model.empty());
+  EXPECT_TRUE(read_text(scratch_ / "model1.bnlb") == timed_model);
+  EXPECT_TRUE(read_text(scratch_ / "model2.bnlb") == timed_model);
   expect_refused({"--thread-probe-interval", "-1", "summary", "--model", "bn"},
                  "--thread-probe-interval: must be >= 0, got -1");
   expect_refused({"--thread-probe-interval", "010", "summary", "--model", "bn"},

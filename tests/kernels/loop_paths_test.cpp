@@ -72,6 +72,15 @@ void record_instruction_set() {
   ::testing::Test::RecordProperty("instruction_set", loops::selected_instruction_set());
   const char* cap = std::getenv("BNLAB_MAX_CPU_ISA");
   std::printf("loops: %s (BNLAB_MAX_CPU_ISA=%s)\n", loops::selected_instruction_set(), cap ? cap : "");
+  // The capped ctest entries are only worth running if the cap took: the narrower loops ran.
+  const std::string selected = loops::selected_instruction_set();
+  __builtin_cpu_init();
+  const std::string capped_at = cap ? cap : "";
+  const std::string expected = capped_at == "x86-64"                                   ? "x86-64"
+                               : capped_at == "avx2" && __builtin_cpu_supports("avx2") ? "avx2"
+                               : capped_at == "avx2"                                   ? "x86-64"
+                                                                                       : selected;
+  EXPECT_EQ(selected, expected);
 }
 
 TEST(LoopPaths, SumsWalkingRowsEqualSumsInRegisterBlocksBitForBit) {

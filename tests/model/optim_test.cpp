@@ -25,12 +25,16 @@ struct OneParameter {
   }
 };
 
+// The message of the std::invalid_argument f throws (optim.hpp's promise for bad arguments);
+// another exception type gives no message, so a check on the text fails.
 template <class F>
 std::string message_of(F&& f) {
   try {
     f();
-  } catch (const std::exception& e) {
+  } catch (const std::invalid_argument& e) {
     return e.what();
+  } catch (const std::exception&) {
+    return "(not std::invalid_argument)";
   }
   return "(no exception)";
 }

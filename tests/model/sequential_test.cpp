@@ -24,7 +24,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 }
 
 // Seed 003's baseline, with stand-in layers of the same types and parameter counts.
-Sequential seed_baseline_stand_in() {
+Sequential seed_baseline_stand_in(std::uint64_t seed = 42) {
   Sequential model;
   model.add(std::make_unique<TestFlatten>());
   model.add(std::make_unique<TestDense>(300));
@@ -32,7 +32,7 @@ Sequential seed_baseline_stand_in() {
   model.add(std::make_unique<TestDense>(100));
   model.add(std::make_unique<TestLeakyReLU>());
   model.add(std::make_unique<TestDense>(10, "softmax"));
-  model.build({28, 28}, 42);
+  model.build({28, 28}, seed);
   return model;
 }
 
@@ -233,6 +233,15 @@ TEST(Sequential, WeightsDependOnlyOnTheSeed) {
   const auto pa = a.parameters(), pb = b.parameters();
   for (std::size_t i = 0; i < pa.size(); ++i)
     for (std::int64_t j = 0; j < pa[i]->value.size(); ++j) ASSERT_EQ(pa[i]->value[j], pb[i]->value[j]);
+  // And on the seed: another one draws other kernels (biases start at zero either way).
+  Sequential c = seed_baseline_stand_in(43);
+  const auto pc = c.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    if (pa[i]->name != "kernel") continue;
+    std::int64_t same = 0;
+    for (std::int64_t j = 0; j < pa[i]->value.size(); ++j) same += pa[i]->value[j] == pc[i]->value[j];
+    EXPECT_LT(same, pa[i]->value.size() / 100) << "parameter " << i;
+  }
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -299,10 +300,31 @@ TEST(SaveLoad, UnwritableOrMissingDirectoryIsReported) {
   } catch (const std::runtime_error& e) {
     EXPECT_CONTAINS(e.what(), missing);
   }
-  if (::geteuid() == 0) GTEST_SKIP() << "root writes into read-only directories; covered by the RLIMIT_FSIZE test";
   const std::string path = dir.file("model.bnlb");
   model.save(path);
   const std::string old_bytes = read_bytes(path);
+  // No temporary can be created: with no file descriptor left (RLIMIT_NOFILE), which holds for
+  // root too, and in a read-only directory, which root writes into anyway.
+  const int lowest_free_fd = ::open(dir.path.c_str(), O_RDONLY);
+  ASSERT_GE(lowest_free_fd, 0);
+  ::close(lowest_free_fd);
+  rlimit old_limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  rlimit no_more = old_limit;
+  no_more.rlim_cur = static_cast<rlim_t>(lowest_free_fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &no_more), 0);
+  std::string error;
+  try {
+    model.save(path);
+  } catch (const std::runtime_error& e) {
+    error = e.what();
+  }
+  ::setrlimit(RLIMIT_NOFILE, &old_limit);
+  EXPECT_CONTAINS(error, path);
+  EXPECT_CONTAINS(error, "cannot create a temporary file");
+  EXPECT_EQ(read_bytes(path), old_bytes);
+  EXPECT_TRUE(leftovers(dir.path).empty());
+  if (::geteuid() == 0) return;
   fs::permissions(dir.path, fs::perms::owner_read | fs::perms::owner_exec);
   EXPECT_THROW(model.save(path), std::runtime_error);
   fs::permissions(dir.path, fs::perms::owner_all);
