@@ -137,6 +137,25 @@ void expect_round_trip(std::unique_ptr<Optimizer> first, std::unique_ptr<Optimiz
   for (std::size_t i = 0; i < pr.size(); ++i) EXPECT_TRUE(same_bits(pr[i]->value, pz[i]->value)) << pr[i]->name;
 }
 
+// What model.save(path) throws (its message; "" when it saved) with the soft limit of `resource`
+// lowered to `limit` for the call.
+template <class Resource>
+std::string save_error_with_limit(const Sequential& model, const std::string& path, Resource resource, rlim_t limit) {
+  rlimit saved{};
+  if (::getrlimit(resource, &saved) != 0) return "(getrlimit failed)";
+  rlimit lowered = saved;
+  lowered.rlim_cur = limit;
+  if (::setrlimit(resource, &lowered) != 0) return "(setrlimit failed)";
+  std::string message;
+  try {
+    model.save(path);
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  ::setrlimit(resource, &saved);
+  return message;
+}
+
 TEST(SaveLoad, RoundTripWithSgdMomentumIsBitIdentical) {
   expect_round_trip(std::make_unique<SGD>(0.05, 0.9, true), std::make_unique<SGD>(0.05, 0.9, true));
 }
@@ -264,19 +283,8 @@ TEST(SaveLoad, FailedWriteLeavesTheOldFileIntact) {
   big.add(std::make_unique<TestDense>(2000, "softmax"));  // 24 kB of weights
   big.build({2}, 1);
 
-  struct rlimit saved {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-  struct rlimit limited = saved;
-  limited.rlim_cur = 8192;
   auto* old_handler = ::signal(SIGXFSZ, SIG_IGN);  // else exceeding the limit kills the process
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
-  std::string message;
-  try {
-    big.save(path);
-  } catch (const std::runtime_error& e) {
-    message = e.what();
-  }
-  ::setrlimit(RLIMIT_FSIZE, &saved);
+  const std::string message = save_error_with_limit(big, path, RLIMIT_FSIZE, 8192);
   ::signal(SIGXFSZ, old_handler);
 
   EXPECT_CONTAINS(message, path);
@@ -308,18 +316,7 @@ TEST(SaveLoad, UnwritableOrMissingDirectoryIsReported) {
   const int lowest_free_fd = ::open(dir.path.c_str(), O_RDONLY);
   ASSERT_GE(lowest_free_fd, 0);
   ::close(lowest_free_fd);
-  rlimit old_limit{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old_limit), 0);
-  rlimit no_more = old_limit;
-  no_more.rlim_cur = static_cast<rlim_t>(lowest_free_fd);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &no_more), 0);
-  std::string error;
-  try {
-    model.save(path);
-  } catch (const std::runtime_error& e) {
-    error = e.what();
-  }
-  ::setrlimit(RLIMIT_NOFILE, &old_limit);
+  const std::string error = save_error_with_limit(model, path, RLIMIT_NOFILE, static_cast<rlim_t>(lowest_free_fd));
   EXPECT_CONTAINS(error, path);
   EXPECT_CONTAINS(error, "cannot create a temporary file");
   EXPECT_EQ(read_bytes(path), old_bytes);
