@@ -217,14 +217,15 @@ ExperimentOutput write_batch_size(const BatchSizeResult& result) {
   section.body_html +=
       html_paragraph(fmt::format(
           "The MLP 784-300-100-10 (ReLU) with BN before each activation and without BN, trained for {} epochs "
-          "(the fixed budget: every run sees the same {} training images {} times) at each batch size, SGD with "
+          "(the fixed budget: every run sees the same {} training images {} times, less what full batches leave "
+          "over each epoch) at each batch size, SGD with "
           "momentum {} and learning rate {} x batch / {} (linear scaling). Accuracies in inference mode after the "
           "last epoch, on the training images and on {} validation images; the gap is their difference.",
           o.epochs, result.train_examples, o.epochs, o.momentum, o.base_learning_rate, o.reference_batch,
           result.validation_examples)) +
-      html_table({"batch size", "BN: train", "BN: validation", "BN: gap", "no BN: train", "no BN: validation",
-                  "no BN: gap"},
-                 rows) +
+      html_table(
+          {"batch size", "BN: train", "BN: validation", "BN: gap", "no BN: train", "no BN: validation", "no BN: gap"},
+          rows) +
       html_paragraph(
           "Seed 004: BN's batch statistics add noise that regularizes a little, and less the larger the batch. "
           "If so, BN's gap grows with the batch size, and the difference to the network without BN shrinks.");

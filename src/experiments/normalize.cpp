@@ -186,7 +186,10 @@ NormalizeResult compute_normalize(const NormalizeOptions& options, std::ostream&
   for (std::size_t i = 0; i < result.cases.size(); ++i) {
     auto& c = result.cases[i];
     c.summary = data::summarize(c.values);
-    out << "\n" << banners[i].first << "\n" << data::format_summary(c.summary);
+    std::string summary = data::format_summary(c.summary);
+    // The seed names the axes of the raw data's shape (only there).
+    if (i == 0) summary.insert(summary.find('\n'), "  (# of Images, Image Width, Image Height, Channels)");
+    out << "\n" << banners[i].first << "\n" << summary;
     if (*banners[i].second) out << banners[i].second << "\n";
   }
   const Tensor& a = result.cases[3].values;

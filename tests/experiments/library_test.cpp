@@ -180,7 +180,9 @@ TEST(Normalize, WorksheetStatistics) {
   EXPECT_LT(result.max_abs_difference_3a_3b, 1e-5);
   EXPECT_GT(result.cases[0].summary.variance, 10.0);  // the raw images are not normalized
   // The seed's printout.
-  EXPECT_NE(log.str().find("Data Shape: (30, 32, 32, 1)"), std::string::npos);
+  EXPECT_NE(
+      log.str().find("Data Shape: (30, 32, 32, 1)  (# of Images, Image Width, Image Height, Channels)\nData Max: "),
+      std::string::npos);
   EXPECT_NE(log.str().find("============== Case 3 Implementation ==================="), std::string::npos);
 }
 

@@ -3,12 +3,12 @@
 // regularization effect"). The MLP 784-300-100-10 (ReLU), with BN before each activation and
 // without BN, trained at batch sizes 4, 16, 32, 128 and 512 on a training subset small enough
 // to overfit (10,000 images by default) for the same number of epochs (the fixed budget: every
-// run sees the same examples the same number of times). SGD with momentum 0.9 and the learning
-// rate scaled linearly with the batch size (base_learning_rate at batch 32; Goyal et al.'s
-// rule), which keeps the gradient noise of SGD itself about equal across batch sizes, so what
-// changes with the batch is mostly the noise of BN's batch statistics.
-// After each epoch both accuracies are measured in inference mode: on the training subset and
-// on the validation set; their difference (train - validation) is the generalization gap.
+// run sees about the same examples the same number of times; an epoch is floor(N / batch) full
+// batches of its shuffle, so a batch that does not divide N leaves a few images out of each). SGD with momentum 0.9 and
+// the learning rate scaled linearly with the batch size (base_learning_rate at batch 32; Goyal et al.'s rule), which
+// keeps the gradient noise of SGD itself about equal across batch sizes, so what changes with the batch is mostly the
+// noise of BN's batch statistics. After each epoch both accuracies are measured in inference mode: on the training
+// subset and on the validation set; their difference (train - validation) is the generalization gap.
 //
 // Files in out_dir: batch_size.csv (network,batch_size,learning_rate,epoch,train_accuracy,
 // val_accuracy,gap,train_loss), batch_size.json, batch_size.{png,svg,gp}, report.html.
