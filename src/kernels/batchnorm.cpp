@@ -13,10 +13,15 @@
 #include "bnlab/profile.hpp"
 #include "kernels/batchnorm_loops.hpp"
 #include "kernels/parallel.hpp"
+#include "kernels/shape_checks.hpp"
 #include "kernels/simd.hpp"
 
 namespace bnlab::kernels {
 namespace {
+
+using detail::check_epsilon;
+using detail::check_pointer;
+using detail::check_shape;
 
 constexpr auto float_bytes = static_cast<std::int64_t>(sizeof(float));
 // Below this many elements a parallel region costs more than it saves (the seed MLP's 32x300).
@@ -134,36 +139,6 @@ private:
   float* floats_;
   double* doubles_;
 };
-
-void check_shape(const BatchNormShape& shape, const char* who) {
-  if (shape.layout != Layout::NC && shape.layout != Layout::NCHW && shape.layout != Layout::NHWC)
-    throw std::invalid_argument(
-        fmt::format("{}: layout {} is not one of NC, NCHW, NHWC", who, to_string(shape.layout)));
-  if (shape.batch < 0 || shape.channels < 0 || shape.spatial < 0)
-    throw std::invalid_argument(
-        fmt::format("{}: negative dimension (N={}, C={}, H*W={})", who, shape.batch, shape.channels, shape.spatial));
-  if (shape.batch == 0 || shape.channels == 0 || shape.spatial == 0)
-    throw std::invalid_argument(
-        fmt::format("{}: input is empty (N={}, C={}, H*W={})", who, shape.batch, shape.channels, shape.spatial));
-  if (shape.layout == Layout::NC && shape.spatial != 1)
-    throw std::invalid_argument(fmt::format("{}: layout NC has no spatial extent, got H*W={}", who, shape.spatial));
-  // Every index and byte count below is N*C*S or less, in bytes: it must fit an int64.
-  std::int64_t count = 0, bytes = 0;
-  if (__builtin_mul_overflow(shape.batch, shape.channels, &count) ||
-      __builtin_mul_overflow(count, shape.spatial, &count) ||
-      __builtin_mul_overflow(count, static_cast<std::int64_t>(sizeof(float)), &bytes))
-    throw std::invalid_argument(fmt::format("{}: N*C*H*W overflows a 64-bit byte count (N={}, C={}, H*W={})", who,
-                                            shape.batch, shape.channels, shape.spatial));
-}
-
-void check_epsilon(float epsilon, const char* who) {
-  if (!(epsilon > 0.0f) || !std::isfinite(epsilon))
-    throw std::invalid_argument(fmt::format("{}: epsilon must be a finite value > 0, got {}", who, epsilon));
-}
-
-void check_pointer(const void* p, const char* name, const char* who) {
-  if (!p) throw std::invalid_argument(fmt::format("{}: {} is null", who, name));
-}
 
 // The order in which each thread runs its share of the tasks (the shares themselves are
 // fixed: contiguous, the first count % threads threads one task more, as OpenMP's static
