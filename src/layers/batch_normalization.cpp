@@ -45,25 +45,10 @@ Shape BatchNormalization::build(const Shape& input_shape, Rng& rng) {
     throw std::invalid_argument(fmt::format("{}: input shape is {}, expected {} to {} dimensions after the batch",
                                             detail::describe(*this), shape, options_.min_input_rank,
                                             options_.max_input_rank));
-  for (std::int64_t d : input_shape)
-    if (d < 1)
-      throw std::invalid_argument(
-          fmt::format("{}: input shape is {}, expected every dimension >= 1", detail::describe(*this), shape));
-  // Keras numbers the axes of the batched tensor: 0 is the batch, rank is the last.
-  const int axis = options_.axis < 0 ? options_.axis + rank + 1 : options_.axis;
-  if (axis == rank) {
-    channels_ = input_shape[rank - 1];
-    spatial_ = detail::element_count(*this, input_shape) / channels_;
-    kernel_layout_ = rank == 1 ? Layout::NC : Layout::NHWC;
-  } else if (axis == 1) {
-    channels_ = input_shape[0];
-    spatial_ = detail::element_count(*this, input_shape) / channels_;
-    kernel_layout_ = Layout::NCHW;
-  } else {
-    throw std::invalid_argument(fmt::format(
-        "{}: axis is {} for input {}, expected 1 (channels first) or {} / -1 (channels last)",
-        detail::describe(*this), options_.axis, shape, rank));
-  }
+  const detail::ChannelGeometry geometry = detail::channel_geometry(*this, input_shape, options_.axis);
+  channels_ = geometry.channels;
+  spatial_ = geometry.spatial;
+  kernel_layout_ = geometry.layout;
   if (options_.num_features && *options_.num_features != channels_)
     throw std::invalid_argument(fmt::format("{}: num_features is {}, but input {} has {} channels on axis {}",
                                             detail::describe(*this), *options_.num_features, shape, channels_,
@@ -98,16 +83,7 @@ kernels::BatchNormShape BatchNormalization::kernel_shape(std::int64_t batch) con
 
 const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
   detail::check_input(*this, x, input_shape_, "forward");
-  // A tensor that says where its channels are must agree with the axis: an axis-1 layer (as
-  // BatchNorm2d) after Conv2D, whose output is channels last, would take image rows for channels.
-  const bool says_where_channels_are = x.layout() == Layout::NCHW || x.layout() == Layout::NHWC;
-  if (says_where_channels_are && kernel_layout_ != Layout::NC && x.layout() != kernel_layout_)
-    throw std::invalid_argument(fmt::format(
-        "{}: forward got input {} in layout {}, but axis {} takes the channels from {}", detail::describe(*this),
-        x.shape_string(), to_string(x.layout()), options_.axis,
-        kernel_layout_ == Layout::NCHW ? "dimension 1 (NCHW); Conv2D and MaxPooling2D give channels last (NHWC), "
-                                         "which axis -1 (Keras's default) normalizes"
-                                       : "the last dimension (NHWC); channels first (NCHW) need axis 1"));
+  detail::check_channel_layout(*this, x, kernel_layout_, options_.axis);
   const kernels::BatchNormShape shape = kernel_shape(x.dim(0));
   const float* gamma = options_.scale ? gamma_.value.data() : nullptr;
   const float* beta = options_.center ? beta_.value.data() : nullptr;

@@ -135,6 +135,41 @@ void check_input(const Layer& layer, const Tensor& x, const Shape& sample_shape,
                                             batch_shape_string(sample_shape)));
 }
 
+ChannelGeometry channel_geometry(const Layer& layer, const Shape& input_shape, int axis) {
+  const int rank = static_cast<int>(input_shape.size());
+  for (std::int64_t d : input_shape)
+    if (d < 1)
+      throw std::invalid_argument(fmt::format("{}: input shape is {}, expected every dimension >= 1", describe(layer),
+                                              batch_shape_string(input_shape)));
+  // Keras numbers the axes of the batched tensor: 0 is the batch, rank is the last.
+  const int resolved = axis < 0 ? axis + rank + 1 : axis;
+  ChannelGeometry geometry;
+  if (resolved == rank && rank >= 1) {
+    geometry.channels = input_shape[rank - 1];
+    geometry.layout = rank == 1 ? Layout::NC : Layout::NHWC;
+  } else if (resolved == 1 && rank >= 1) {
+    geometry.channels = input_shape[0];
+    geometry.layout = Layout::NCHW;
+  } else {
+    throw std::invalid_argument(
+        fmt::format("{}: axis is {} for input {}, expected 1 (channels first) or {} / -1 (channels last)",
+                    describe(layer), axis, batch_shape_string(input_shape), rank));
+  }
+  geometry.spatial = element_count(layer, input_shape) / geometry.channels;
+  return geometry;
+}
+
+void check_channel_layout(const Layer& layer, const Tensor& x, Layout kernel_layout, int axis) {
+  const bool says_where_channels_are = x.layout() == Layout::NCHW || x.layout() == Layout::NHWC;
+  if (!says_where_channels_are || kernel_layout == Layout::NC || x.layout() == kernel_layout) return;
+  throw std::invalid_argument(fmt::format(
+      "{}: forward got input {} in layout {}, but axis {} takes the channels from {}", describe(layer),
+      x.shape_string(), to_string(x.layout()), axis,
+      kernel_layout == Layout::NCHW ? "dimension 1 (NCHW); Conv2D and MaxPooling2D give channels last (NHWC), "
+                                      "which axis -1 (Keras's default) normalizes"
+                                    : "the last dimension (NHWC); channels first (NCHW) need axis 1"));
+}
+
 void ActivationStage::set_alpha(float alpha, const std::string& who) {
   if (!std::isfinite(alpha))
     throw std::invalid_argument(

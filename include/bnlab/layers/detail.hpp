@@ -80,6 +80,21 @@ std::int64_t element_count(const Layer& layer, const Shape& shape);  // throws p
 void require_built(const Layer& layer, const char* call);
 // Throws std::invalid_argument unless x is (batch, *sample_shape) with batch >= 1.
 void check_input(const Layer& layer, const Tensor& x, const Shape& sample_shape, const char* call);
+// Where a layer with a channel axis finds its channels in a per-sample input shape: `axis` in
+// Keras numbering (0 is the batch, negative counts from the end) must be the last dimension
+// (channels last: {features} -> NC, {..., C} -> NHWC) or dimension 1 (channels first:
+// {C, ...} -> NCHW); spatial is the product of the other dimensions. Anything else throws
+// std::invalid_argument naming the layer, the axis and the shape.
+struct ChannelGeometry {
+  std::int64_t channels = 0;
+  std::int64_t spatial = 1;
+  Layout layout = Layout::NC;
+};
+ChannelGeometry channel_geometry(const Layer& layer, const Shape& input_shape, int axis);
+// For a layer with a channel axis (`axis` in Keras numbering, read as kernel_layout NC, NCHW or
+// NHWC): throws std::invalid_argument when x says its channels are elsewhere (an NHWC tensor
+// into an axis-1 layer, as BatchNorm2d after Conv2D, would take image rows for channels).
+void check_channel_layout(const Layer& layer, const Tensor& x, Layout kernel_layout, int axis);
 
 // Activation names as Keras spells them: "linear" (also accepted: "none", ""), "relu",
 // "leaky_relu", "sigmoid", "tanh", "softmax". Unknown names throw std::invalid_argument
