@@ -1,13 +1,13 @@
 #include "bnlab/layers/factory.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <set>
 #include <stdexcept>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "bnlab/layers/activation.hpp"
 #include "bnlab/layers/batch_normalization.hpp"
@@ -16,6 +16,7 @@
 #include "bnlab/layers/dropout.hpp"
 #include "bnlab/layers/flatten.hpp"
 #include "bnlab/layers/max_pool2d.hpp"
+#include "bnlab/layers/sample_normalization.hpp"
 
 namespace bnlab {
 
@@ -81,6 +82,21 @@ public:
       return {n, n};
     }
     return {parse_int<std::int64_t>(key, v->substr(0, comma), *v), parse_int<std::int64_t>(key, v->substr(comma + 1), *v)};
+  }
+
+  // "a,b,c" (one value or several, comma-separated).
+  template <typename Int>
+  std::vector<Int> get_int_list(const std::string& key, std::vector<Int> fallback) {
+    const std::string* v = find(key);
+    if (!v) return fallback;
+    std::vector<Int> values;
+    std::size_t begin = 0;
+    while (true) {
+      const std::size_t comma = v->find(',', begin);
+      values.push_back(parse_int<Int>(key, v->substr(begin, comma - begin), *v));
+      if (comma == std::string::npos) return values;
+      begin = comma + 1;
+    }
   }
 
   void finish() const {
@@ -154,6 +170,33 @@ std::unique_ptr<Layer> make_max_pool2d(ConfigReader& r) {
   return std::make_unique<MaxPool2D>(pool_size, strides, r.get_string("padding", "valid"));
 }
 
+// The keys every normalization layer's options share.
+template <class Options>
+void read_normalization_keys(ConfigReader& r, Options& o) {
+  o.epsilon = r.get_float("epsilon", o.epsilon);
+  o.center = r.get_bool("center", o.center);
+  o.scale = r.get_bool("scale", o.scale);
+  o.beta_initializer = r.get_string("beta_initializer", o.beta_initializer);
+  o.gamma_initializer = r.get_string("gamma_initializer", o.gamma_initializer);
+}
+
+std::unique_ptr<Layer> make_layer_normalization(ConfigReader& r) {
+  LayerNormalizationOptions o;
+  o.axis = r.get_int_list<int>("axis", o.axis);
+  if (r.find("normalized_shape")) o.normalized_shape = r.get_int_list<std::int64_t>("normalized_shape", {});
+  read_normalization_keys(r, o);
+  return std::make_unique<LayerNormalization>(std::move(o));
+}
+
+std::unique_ptr<Layer> make_group_normalization(ConfigReader& r) {
+  GroupNormalizationOptions o;
+  o.groups = r.get_int<std::int64_t>("groups", o.groups);
+  o.axis = r.get_int<int>("axis", o.axis);
+  if (r.find("num_channels")) o.num_channels = r.get_int<std::int64_t>("num_channels", 0);
+  read_normalization_keys(r, o);
+  return std::make_unique<GroupNormalization>(std::move(o));
+}
+
 std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
   BatchNormalizationOptions o;
   const std::string convention = r.get_string("convention", "keras");
@@ -168,11 +211,7 @@ std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
   }
   o.axis = r.get_int<int>("axis", o.axis);
   o.momentum = r.get_optional_float("momentum", o.momentum);
-  o.epsilon = r.get_float("epsilon", o.epsilon);
-  o.center = r.get_bool("center", o.center);
-  o.scale = r.get_bool("scale", o.scale);
-  o.beta_initializer = r.get_string("beta_initializer", o.beta_initializer);
-  o.gamma_initializer = r.get_string("gamma_initializer", o.gamma_initializer);
+  read_normalization_keys(r, o);
   o.moving_mean_initializer = r.get_string("moving_mean_initializer", o.moving_mean_initializer);
   o.moving_variance_initializer = r.get_string("moving_variance_initializer", o.moving_variance_initializer);
   if (r.find("num_features")) o.num_features = r.get_int<std::int64_t>("num_features", 0);
@@ -186,7 +225,8 @@ std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
 }  // namespace
 
 std::vector<std::string> known_layer_types() {
-  return {"Activation", "BatchNormalization", "Conv2D", "Dense", "Dropout", "Flatten", "LeakyReLU", "MaxPooling2D"};
+  return {"Activation",         "BatchNormalization", "Conv2D",    "Dense",       "Dropout", "Flatten",
+          "GroupNormalization", "LayerNormalization", "LeakyReLU", "MaxPooling2D"};
 }
 
 std::unique_ptr<Layer> make_layer(const std::string& type_name, const LayerConfig& config) {
@@ -215,6 +255,10 @@ std::unique_ptr<Layer> make_layer(const std::string& type_name, const LayerConfi
     layer = std::move(dropout);
   } else if (type_name == "BatchNormalization") {
     layer = make_batch_normalization(r);
+  } else if (type_name == "LayerNormalization") {
+    layer = make_layer_normalization(r);
+  } else if (type_name == "GroupNormalization") {
+    layer = make_group_normalization(r);
   } else {
     throw std::invalid_argument(fmt::format("make_layer: unknown layer type \"{}\", expected one of {}", type_name,
                                             fmt::join(known_layer_types(), ", ")));

@@ -11,3 +11,4 @@
 #include "bnlab/layers/initializers.hpp"
 #include "bnlab/layers/layer.hpp"
 #include "bnlab/layers/max_pool2d.hpp"
+#include "bnlab/layers/sample_normalization.hpp"

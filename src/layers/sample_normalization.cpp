@@ -1,0 +1,215 @@
+#include "bnlab/layers/sample_normalization.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "bnlab/layers/initializers.hpp"
+
+namespace bnlab {
+namespace detail {
+
+SampleNormalization::SampleNormalization(const char* type, float epsilon, bool center, bool scale,
+                                         std::string beta_initializer, std::string gamma_initializer)
+    : epsilon_(epsilon),
+      center_(center),
+      scale_(scale),
+      beta_initializer_(std::move(beta_initializer)),
+      gamma_initializer_(std::move(gamma_initializer)) {
+  if (!(epsilon_ > 0.0f) || !std::isfinite(epsilon_))
+    throw std::invalid_argument(fmt::format("{}: epsilon is {}, expected a finite value > 0", type, epsilon_));
+  initializers::check(beta_initializer_, type, "beta_initializer");
+  initializers::check(gamma_initializer_, type, "gamma_initializer");
+}
+
+Shape SampleNormalization::finish_build(const Shape& input_shape, std::int64_t rows_per_sample, std::int64_t channels,
+                                        std::int64_t spatial, Layout layout, std::int64_t groups, Rng& rng) {
+  rows_per_sample_ = rows_per_sample;
+  channels_ = channels;
+  spatial_ = spatial;
+  kernel_layout_ = layout;
+  groups_ = groups;
+  if (scale_) {
+    gamma_.value = Tensor({channels});
+    gamma_.grad = Tensor({channels});
+    initializers::initialize(gamma_initializer_, gamma_.value, channels, channels, rng);
+  }
+  if (center_) {
+    beta_.value = Tensor({channels});
+    beta_.grad = Tensor({channels});
+    initializers::initialize(beta_initializer_, beta_.value, channels, channels, rng);
+  }
+  input_shape_ = input_shape;
+  output_shape_ = input_shape;
+  built_ = true;
+  return output_shape_;
+}
+
+kernels::GroupNormShape SampleNormalization::kernel_shape(std::int64_t batch) const {
+  return {batch * rows_per_sample_, channels_, spatial_, kernel_layout_, groups_};
+}
+
+const Tensor& SampleNormalization::forward(const Tensor& x, bool) {
+  check_input(*this, x, input_shape_, "forward");
+  check_layout(x);
+  const kernels::GroupNormShape shape = kernel_shape(x.dim(0));
+  const Shape statistics{rows_per_sample_ * groups_};
+  Tensor& y = y_.resize_like(x);
+  x_ = x;
+  kernels::group_norm_forward(shape, x.data(), scale_ ? gamma_.value.data() : nullptr,
+                              center_ ? beta_.value.data() : nullptr, epsilon_, y.data(),
+                              saved_mean_.resize(x.dim(0), statistics, Layout::Plain).data(),
+                              saved_inv_std_.resize(x.dim(0), statistics, Layout::Plain).data());
+  return y;
+}
+
+const Tensor& SampleNormalization::backward(const Tensor& dy) {
+  check_input(*this, dy, output_shape_, "backward");
+  if (!x_.defined() || x_.dim(0) != dy.dim(0))
+    throw std::invalid_argument(fmt::format("{}: backward got a batch of {}, the last forward had {}", describe(*this),
+                                            dy.dim(0), x_.defined() ? x_.dim(0) : 0));
+  float* dgamma = scale_ ? gamma_.grad.data() : nullptr;
+  float* dbeta = center_ ? beta_.grad.data() : nullptr;
+  // Without gamma and beta there is nothing else to write, so dx is computed regardless.
+  const bool skip_dx = !input_gradient_needed_ && (dgamma || dbeta);
+  float* dx = skip_dx ? nullptr : dx_.resize_like(dy).data();
+  kernels::group_norm_backward(kernel_shape(dy.dim(0)), x_.data(), dy.data(), scale_ ? gamma_.value.data() : nullptr,
+                               saved_mean_.tensor().data(), saved_inv_std_.tensor().data(), dx, dgamma, dbeta);
+  return skip_dx ? no_input_gradient() : dx_.tensor();
+}
+
+std::vector<Parameter*> SampleNormalization::parameters() {
+  if (!built_) return {};
+  std::vector<Parameter*> params;
+  if (scale_) params.push_back(&gamma_);
+  if (center_) params.push_back(&beta_);
+  return params;
+}
+
+void SampleNormalization::add_config(LayerConfig& config) const {
+  config["epsilon"] = fmt::format("{}", epsilon_);
+  config["center"] = center_ ? "true" : "false";
+  config["scale"] = scale_ ? "true" : "false";
+  config["beta_initializer"] = beta_initializer_;
+  config["gamma_initializer"] = gamma_initializer_;
+}
+
+}  // namespace detail
+
+LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
+    : SampleNormalization("LayerNormalization", options.epsilon, options.center, options.scale,
+                          options.beta_initializer, options.gamma_initializer),
+      options_(std::move(options)) {
+  if (options_.normalized_shape &&
+      (options_.normalized_shape->empty() ||
+       std::any_of(options_.normalized_shape->begin(), options_.normalized_shape->end(), [](auto d) { return d < 1; })))
+    throw std::invalid_argument(
+        fmt::format("LayerNormalization: normalized_shape is ({}), expected one or more dimensions >= 1",
+                    fmt::join(*options_.normalized_shape, ", ")));
+  if (options_.axis.empty())
+    throw std::invalid_argument("LayerNormalization: axis is empty, expected one or more axes");
+}
+
+Shape LayerNormalization::build(const Shape& input_shape, Rng& rng) {
+  const int rank = static_cast<int>(input_shape.size());
+  const std::string shape = detail::batch_shape_string(input_shape);
+  if (rank < 1 || rank > 3)
+    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
+                                            detail::describe(*this), shape));
+  std::vector<int> axes;
+  for (int a : options_.axis) axes.push_back(a < 0 ? a + rank + 1 : a);
+  std::sort(axes.begin(), axes.end());
+  const int count = static_cast<int>(axes.size());
+  // Only the last axes: they are contiguous in memory, so each sample is rows of features.
+  bool trailing = std::adjacent_find(axes.begin(), axes.end()) == axes.end() && axes.back() == rank;
+  for (int k = 0; trailing && k < count; ++k) trailing = axes[k] == rank - count + 1 + k;
+  if (!trailing)
+    throw std::invalid_argument(
+        fmt::format("{}: axis is ({}) for input {}, expected the last axes (-1, or e.g. 1 to {} for all of them)",
+                    detail::describe(*this), fmt::join(options_.axis, ", "), shape, rank));
+  const Shape leading(input_shape.begin(), input_shape.end() - count),
+      normalized(input_shape.end() - count, input_shape.end());
+  if (options_.normalized_shape && *options_.normalized_shape != normalized)
+    throw std::invalid_argument(fmt::format("{}: normalized_shape is ({}), but input {} ends in ({})",
+                                            detail::describe(*this), fmt::join(*options_.normalized_shape, ", "), shape,
+                                            fmt::join(normalized, ", ")));
+  const std::int64_t features = detail::element_count(*this, normalized);
+  const std::int64_t rows = leading.empty() ? 1 : detail::element_count(*this, leading);
+  return finish_build(input_shape, rows, features, 1, Layout::NC, 1, rng);
+}
+
+LayerConfig LayerNormalization::config() const {
+  LayerConfig config{{"axis", fmt::format("{}", fmt::join(options_.axis, ","))}};
+  if (options_.normalized_shape)
+    config["normalized_shape"] = fmt::format("{}", fmt::join(*options_.normalized_shape, ","));
+  add_config(config);
+  return config;
+}
+
+GroupNormalization::GroupNormalization(GroupNormalizationOptions options)
+    : SampleNormalization("GroupNormalization", options.epsilon, options.center, options.scale,
+                          options.beta_initializer, options.gamma_initializer),
+      options_(std::move(options)) {
+  if (options_.groups < 1 && options_.groups != -1)
+    throw std::invalid_argument(
+        fmt::format("GroupNormalization: groups is {}, expected >= 1 (or -1: one group per channel)", options_.groups));
+  if (options_.num_channels && *options_.num_channels < 1)
+    throw std::invalid_argument(
+        fmt::format("GroupNormalization: num_channels is {}, expected >= 1", *options_.num_channels));
+}
+
+Shape GroupNormalization::build(const Shape& input_shape, Rng& rng) {
+  const std::string shape = detail::batch_shape_string(input_shape);
+  if (input_shape.empty() || input_shape.size() > 3)
+    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
+                                            detail::describe(*this), shape));
+  const detail::ChannelGeometry geometry = detail::channel_geometry(*this, input_shape, options_.axis);
+  if (options_.num_channels && *options_.num_channels != geometry.channels)
+    throw std::invalid_argument(fmt::format("{}: num_channels is {}, but input {} has {} channels on axis {}",
+                                            detail::describe(*this), *options_.num_channels, shape, geometry.channels,
+                                            options_.axis));
+  const std::int64_t groups = options_.groups == -1 ? geometry.channels : options_.groups;
+  if (geometry.channels % groups != 0)
+    throw std::invalid_argument(fmt::format("{}: groups is {}, which does not divide the {} channels of input {}",
+                                            detail::describe(*this), groups, geometry.channels, shape));
+  channel_layout_ = geometry.layout;
+  return finish_build(input_shape, 1, geometry.channels, geometry.spatial, geometry.layout, groups, rng);
+}
+
+void GroupNormalization::check_layout(const Tensor& x) const {
+  detail::check_channel_layout(*this, x, channel_layout_, options_.axis);
+}
+
+LayerConfig GroupNormalization::config() const {
+  LayerConfig config{{"groups", std::to_string(options_.groups)}, {"axis", std::to_string(options_.axis)}};
+  if (options_.num_channels) config["num_channels"] = std::to_string(*options_.num_channels);
+  add_config(config);
+  return config;
+}
+
+LayerNormalization LayerNorm(Shape normalized_shape, float eps, bool elementwise_affine) {
+  LayerNormalizationOptions o;
+  o.axis.clear();
+  for (int k = -static_cast<int>(normalized_shape.size()); k < 0; ++k) o.axis.push_back(k);
+  o.epsilon = eps;
+  o.center = elementwise_affine;
+  o.scale = elementwise_affine;
+  o.normalized_shape = std::move(normalized_shape);
+  return LayerNormalization(std::move(o));
+}
+
+GroupNormalization GroupNorm(std::int64_t num_groups, std::int64_t num_channels, float eps, bool affine) {
+  GroupNormalizationOptions o;
+  o.groups = num_groups;
+  o.axis = 1;
+  o.epsilon = eps;
+  o.center = affine;
+  o.scale = affine;
+  o.num_channels = num_channels;
+  return GroupNormalization(std::move(o));
+}
+
+}  // namespace bnlab
