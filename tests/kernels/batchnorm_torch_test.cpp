@@ -10,31 +10,12 @@
 #include <fstream>
 
 #include "kernels/batchnorm_test_support.hpp"
+#include "kernels/torch_support.hpp"
 
 namespace bnlab::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-void write_f32(const fs::path& path, const std::vector<float>& v) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::vector<float> read_f32(const fs::path& path, std::size_t n) {
-  std::vector<float> v(n);
-  std::ifstream in(path, std::ios::binary);
-  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(n * sizeof(float)));
-  EXPECT_EQ(static_cast<std::size_t>(in.gcount()), n * sizeof(float)) << path;
-  return v;
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
-  return worst;
-}
 
 struct TorchCase {
   Layout layout;
@@ -66,12 +47,12 @@ TEST_P(BatchNormTorch, ForwardBackwardAndRunningStatisticsMatchPyTorch) {
                               dir.string() + " " + to_string(tc.layout) + " " + std::to_string(tc.n) + " " +
                               std::to_string(tc.c) + " " + std::to_string(tc.h) + " " + std::to_string(tc.w) +
                               " 1e-5 0.1";
-  const int status = std::system(command.c_str());
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+  const TorchRun run = run_torch_script(command);
+  if (run == TorchRun::unavailable) {
     fs::remove_all(dir);
     GTEST_SKIP() << "PyTorch is not importable by /usr/bin/python3 (apt-get install python3-torch)";
   }
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command;
+  ASSERT_EQ(run, TorchRun::ok) << command;
 
   std::vector<float> y(n), mean(C), inv(C), var(C), dx(n), dgamma(C), dbeta(C);
   kernels::batchnorm_forward_training(s, x.data(), gamma.data(), beta.data(), eps, y.data(), mean.data(), inv.data(),
