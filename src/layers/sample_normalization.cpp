@@ -32,6 +32,7 @@ Shape SampleNormalization::finish_build(const Shape& input_shape, std::int64_t r
   spatial_ = spatial;
   kernel_layout_ = layout;
   groups_ = groups;
+  statistics_shape_ = {rows_per_sample * groups};  // built once: a Shape per forward would allocate
   if (scale_) {
     gamma_.value = Tensor({channels});
     gamma_.grad = Tensor({channels});
@@ -56,13 +57,12 @@ const Tensor& SampleNormalization::forward(const Tensor& x, bool) {
   check_input(*this, x, input_shape_, "forward");
   check_layout(x);
   const kernels::GroupNormShape shape = kernel_shape(x.dim(0));
-  const Shape statistics{rows_per_sample_ * groups_};
   Tensor& y = y_.resize_like(x);
   x_ = x;
   kernels::group_norm_forward(shape, x.data(), scale_ ? gamma_.value.data() : nullptr,
                               center_ ? beta_.value.data() : nullptr, epsilon_, y.data(),
-                              saved_mean_.resize(x.dim(0), statistics, Layout::Plain).data(),
-                              saved_inv_std_.resize(x.dim(0), statistics, Layout::Plain).data());
+                              saved_mean_.resize(x.dim(0), statistics_shape_, Layout::Plain).data(),
+                              saved_inv_std_.resize(x.dim(0), statistics_shape_, Layout::Plain).data());
   return y;
 }
 

@@ -37,12 +37,16 @@ TEST(Allocation, TrainingStepAllocatesNothingAfterWarmUp) {
                                             "same", "relu"));
   layers.push_back(std::make_unique<BatchNormalization>());
   layers.push_back(std::make_unique<LeakyReLU>());
+  GroupNormalizationOptions groups;
+  groups.groups = 2;
+  layers.push_back(std::make_unique<GroupNormalization>(groups));
   layers.push_back(std::make_unique<MaxPool2D>());
   layers.push_back(std::make_unique<Dropout>(0.25f, 3));
   layers.push_back(std::make_unique<Flatten>());
   layers.push_back(std::make_unique<Dense>(16, "linear", false));
   layers.push_back(std::make_unique<BatchNormalization>(BatchNorm1d(16)));
   layers.push_back(std::make_unique<Activation>("tanh"));
+  layers.push_back(std::make_unique<LayerNormalization>());
   layers.push_back(std::make_unique<Dense>(5, "softmax"));
   Rng rng(1);
   Shape shape{8, 8, 2};

@@ -70,6 +70,7 @@ class SampleNormalization : public Layer {
   std::int64_t spatial_ = 1;
   Layout kernel_layout_ = Layout::NC;
   std::int64_t groups_ = 1;
+  Shape statistics_shape_;  // per sample: {rows_per_sample * groups}
   Parameter gamma_{"gamma", {}, {}, true};
   Parameter beta_{"beta", {}, {}, true};
   Tensor x_;
