@@ -95,6 +95,7 @@ void SampleNormalization::add_config(LayerConfig& config) const {
   config["scale"] = scale_ ? "true" : "false";
   config["beta_initializer"] = beta_initializer_;
   config["gamma_initializer"] = gamma_initializer_;
+  add_regularizer_config(config);
 }
 
 }  // namespace detail
@@ -119,12 +120,17 @@ Shape LayerNormalization::build(const Shape& input_shape, Rng& rng) {
   if (rank < 1 || rank > 3)
     throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
                                             detail::describe(*this), shape));
+  if (std::any_of(input_shape.begin(), input_shape.end(), [](std::int64_t d) { return d < 1; }))
+    throw std::invalid_argument(
+        fmt::format("{}: input shape is {}, expected every dimension >= 1", detail::describe(*this), shape));
   std::vector<int> axes;
   for (int a : options_.axis) axes.push_back(a < 0 ? a + rank + 1 : a);
   std::sort(axes.begin(), axes.end());
   const int count = static_cast<int>(axes.size());
-  // Only the last axes: they are contiguous in memory, so each sample is rows of features.
-  bool trailing = std::adjacent_find(axes.begin(), axes.end()) == axes.end() && axes.back() == rank;
+  // Only the last axes, never the batch (0): they are contiguous in memory, so each sample is
+  // rows of features.
+  bool trailing =
+      std::adjacent_find(axes.begin(), axes.end()) == axes.end() && axes.front() >= 1 && axes.back() == rank;
   for (int k = 0; trailing && k < count; ++k) trailing = axes[k] == rank - count + 1 + k;
   if (!trailing)
     throw std::invalid_argument(

@@ -113,6 +113,11 @@ TEST(LayerNormalization, PyTorchLayerNormAndRefusals) {
   BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3, 4}, rng), "axis is (1)", "(None, 3, 4)", "last axes");
   middle.axis = {0};
   BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3}, rng), "axis is (0)");
+  // More axes than the input has, or the batch among them: refused by name, not a length_error.
+  middle.axis = {0, 1};
+  BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3}, rng), "axis is (0, 1)", "last axes");
+  BNLAB_EXPECT_INVALID(LayerNorm({1, 28, 28}).build({28, 28}, rng), "axis is (-3, -2, -1)", "(None, 28, 28)");
+  BNLAB_EXPECT_INVALID(LayerNormalization().build({3, 0}, rng), "(None, 3, 0)", "every dimension >= 1");
   LayerNormalizationOptions bad;
   bad.epsilon = 0.0f;
   BNLAB_EXPECT_INVALID(LayerNormalization{bad}, "LayerNormalization", "epsilon", "0");
