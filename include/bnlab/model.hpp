@@ -166,12 +166,18 @@ public:
 
   History fit(const Tensor& x, std::span<const std::int32_t> y, const FitOptions& options, std::ostream& out);
   History fit(const Tensor& x, std::span<const std::int32_t> y, const FitOptions& options = {});
+  // The loss fit(), evaluate() and compute_gradients() report and minimize is, as Keras's, the
+  // mean cross-entropy of the batch (of all samples for evaluate) plus regularization_loss().
+
   // One training-mode forward and backward on (x, y) without an update: writes every trainable
-  // parameter's grad (of the batch-mean loss) and returns that loss. What fit() does per step
-  // before the optimizer; for gradient checks and custom loops. Training mode also moves
-  // BatchNormalization's moving statistics, as a real step would.
+  // parameter's grad (of the batch-mean loss plus the regularizers' penalty) and returns that
+  // loss. What fit() does per step before the optimizer; for gradient checks and custom loops.
+  // Training mode also moves BatchNormalization's moving statistics, as a real step would.
   double compute_gradients(const Tensor& x, std::span<const std::int32_t> y);
   EvaluateResult evaluate(const Tensor& x, std::span<const std::int32_t> y, std::int64_t batch_size = 32);
+  // Keras's sum(model.losses): the penalty of every regularizer set on a trainable parameter
+  // (Layer::set_regularizer), at the current weights; 0 without regularizers.
+  double regularization_loss();
   // The model's outputs in inference mode, shape (N, *last layer's output shape), as Keras's
   // predict: a model compiled with from_logits returns its logits (apply kernels::softmax_forward
   // for probabilities). Needs a built model, not a compiled one.
@@ -202,6 +208,9 @@ private:
   const Tensor& forward(const Tensor& x, bool training);
   const Tensor& logits_of_last_forward() const;
   void backward_from_logits(const Tensor& dlogits);
+  // The regularizers' penalty at the current weights; with add_gradients, their gradient is
+  // added to the parameters' grads too (after backward, before the optimizer).
+  double regularization(bool add_gradients);
 
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;
@@ -210,6 +219,7 @@ private:
   std::unique_ptr<Optimizer> optimizer_;
   CompileOptions compile_options_;
   std::vector<Parameter*> trainable_;
+  std::vector<const Layer*> trainable_owner_;  // the layer of each trainable_ entry (its regularizers)
   // The first layer with trainable parameters (layers_.size() when none): backward stops there,
   // and that layer computes no input gradient (build() tells it).
   std::size_t first_trained_layer_ = 0;

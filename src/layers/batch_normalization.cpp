@@ -186,6 +186,7 @@ LayerConfig BatchNormalization::config() const {
   if (o.min_input_rank != 1) config["min_input_rank"] = std::to_string(o.min_input_rank);
   if (o.max_input_rank != 3) config["max_input_rank"] = std::to_string(o.max_input_rank);
   if (o.convention == BatchNormConvention::pytorch) config["num_batches_tracked"] = std::to_string(num_batches_tracked_);
+  add_regularizer_config(config);
   return config;
 }
 

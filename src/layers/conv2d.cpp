@@ -107,6 +107,7 @@ LayerConfig Conv2D::config() const {
                      {"kernel_initializer", kernel_initializer_},
                      {"bias_initializer", bias_initializer_}};
   activation_.add_config(config);
+  add_regularizer_config(config);
   return config;
 }
 

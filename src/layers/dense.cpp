@@ -135,6 +135,7 @@ LayerConfig Dense::config() const {
                      {"kernel_initializer", kernel_initializer_},
                      {"bias_initializer", bias_initializer_}};
   activation_.add_config(config);
+  add_regularizer_config(config);
   return config;
 }
 

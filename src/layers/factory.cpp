@@ -263,6 +263,10 @@ std::unique_ptr<Layer> make_layer(const std::string& type_name, const LayerConfi
     throw std::invalid_argument(fmt::format("make_layer: unknown layer type \"{}\", expected one of {}", type_name,
                                             fmt::join(known_layer_types(), ", ")));
   }
+  for (const std::string& parameter : layer->regularizable_parameters())
+    if (const std::string* text = r.find(parameter + "_regularizer"))
+      layer->set_regularizer(parameter,
+                             Regularizer::parse(*text, "make_layer: " + type_name, parameter + "_regularizer"));
   r.finish();
   return layer;
 }

@@ -1,3 +1,5 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -10,13 +12,11 @@
 #include <random>
 #include <stdexcept>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
-#include "bnlab/model.hpp"
-#include "bnlab/profile.hpp"
 #include "bnlab/kernels/activations.hpp"
 #include "bnlab/kernels/loss.hpp"
+#include "bnlab/kernels/regularization.hpp"
+#include "bnlab/model.hpp"
+#include "bnlab/profile.hpp"
 #include "model/thread_chooser.hpp"
 #include "model/train_buffers.hpp"
 
@@ -305,6 +305,7 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       kernels::softmax_cross_entropy_backward(count, classes, buffers.probabilities.data(), buffers.batch_y.data(),
                                               dlogits.data());
       backward_from_logits(dlogits);
+      const double penalty = regularization(true);
       {
         const profile::Scope updating(profile::Section::optimizer);
         optimizer_->apply(trainable_);
@@ -312,7 +313,8 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
 
       thread_chooser.record(seconds_between(step_start, Clock::now()), count == capacity);
 
-      loss_sum += batch_loss_sum;
+      // Keras's epoch loss: the mean of the batches' losses (penalty included) weighted by size.
+      loss_sum += batch_loss_sum + penalty * static_cast<double>(count);
       correct += batch_correct;
       seen += count;
       progress.step(step + 1, loss_sum / static_cast<double>(seen),
@@ -360,7 +362,8 @@ double Sequential::compute_gradients(const Tensor& x, std::span<const std::int32
                                          sample_losses.data());
   kernels::softmax_cross_entropy_backward(rows, classes, probabilities.data(), y.data(), dlogits.data());
   backward_from_logits(dlogits);
-  return sum_of(sample_losses.data(), rows) / static_cast<double>(rows);
+  const double penalty = regularization(true);
+  return sum_of(sample_losses.data(), rows) / static_cast<double>(rows) + penalty;
 }
 
 EvaluateResult Sequential::evaluate(const Tensor& x, std::span<const std::int32_t> y, std::int64_t batch_size) {
@@ -383,7 +386,27 @@ EvaluateResult Sequential::evaluate(const Tensor& x, std::span<const std::int32_
     loss_sum += sum_of(sample_losses.data(), end - begin);
     correct += kernels::count_correct(end - begin, classes, logits.data(), y.data() + begin);
   }
-  return {loss_sum / static_cast<double>(samples), static_cast<double>(correct) / static_cast<double>(samples)};
+  return {loss_sum / static_cast<double>(samples) + regularization(false),
+          static_cast<double>(correct) / static_cast<double>(samples)};
+}
+
+double Sequential::regularization_loss() {
+  check_built("regularization_loss");
+  return regularization(false);
+}
+
+double Sequential::regularization(bool add_gradients) {
+  double penalty = 0.0;
+  for (std::size_t i = 0; i < trainable_.size(); ++i) {
+    const Regularizer* regularizer = trainable_owner_[i]->regularizer(trainable_[i]->name);
+    if (!regularizer) continue;
+    Parameter& p = *trainable_[i];
+    penalty += kernels::regularization_penalty(p.value.size(), p.value.data(), regularizer->l1, regularizer->l2);
+    if (add_gradients)
+      kernels::add_regularization_gradient(p.value.size(), p.value.data(), regularizer->l1, regularizer->l2,
+                                           p.grad.data());
+  }
+  return penalty;
 }
 
 Tensor Sequential::predict(const Tensor& x, std::int64_t batch_size) {

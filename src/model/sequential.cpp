@@ -75,6 +75,10 @@ void Sequential::build(const Shape& input_shape, std::uint64_t seed) {
   input_shape_ = input_shape;
   built_ = true;
   trainable_ = trainable_parameters();
+  trainable_owner_.clear();
+  for (const auto& layer : layers_)
+    for (const Parameter* p : layer->parameters())
+      if (p->trainable) trainable_owner_.push_back(layer.get());
   // Nothing reads the input gradient of the first layer with trainable parameters, nor runs the
   // backward of the layers before it (PyTorch's autograd skips them alike for an input that
   // does not require grad): for a Dense first layer that is one GEMM in three of its backward.

@@ -68,6 +68,7 @@ public:
   const Tensor& backward(const Tensor& dy) override;
   std::vector<Parameter*> parameters() override;
   LayerConfig config() const override;
+  std::vector<std::string> regularizable_parameters() const override { return {"gamma", "beta"}; }
 
   const BatchNormalizationOptions& options() const { return options_; }
   // The kernel's view of a batch of n: channels, spatial size and layout (valid after build).

@@ -34,6 +34,7 @@ public:
   const Tensor& backward(const Tensor& dy) override;
   std::vector<Parameter*> parameters() override;
   LayerConfig config() const override;
+  std::vector<std::string> regularizable_parameters() const override { return {"kernel", "bias"}; }
 
   std::int64_t filters() const { return filters_; }
   kernels::ActivationKind activation() const { return activation_.kind(); }

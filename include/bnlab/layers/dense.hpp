@@ -41,6 +41,7 @@ public:
   const Tensor* softmax_logits() const override;
   const Tensor& backward_from_logits(const Tensor& dlogits) override;
   LayerConfig config() const override;
+  std::vector<std::string> regularizable_parameters() const override { return {"kernel", "bias"}; }
 
   std::int64_t units() const { return units_; }
   kernels::ActivationKind activation() const { return activation_.kind(); }

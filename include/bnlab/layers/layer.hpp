@@ -39,6 +39,21 @@ struct Parameter {
 // handed back to the layer factory on load (see model/serialization).
 using LayerConfig = std::map<std::string, std::string>;
 
+// Keras's L1L2 weight regularizer: the penalty l1 * sum|w| + l2 * sum w^2 on one parameter, added
+// to the model's loss (in fit, evaluate and compute_gradients) and its gradient to the
+// parameter's. Spelled as Keras's functions: "l1" and "l2" (factor 0.01, Keras's default),
+// "l1(F)", "l2(F)", "l1_l2(F1,F2)" (both factors given: Keras 2's and 3's defaults differ).
+struct Regularizer {
+  double l1 = 0.0;
+  double l2 = 0.0;
+
+  bool active() const { return l1 != 0.0 || l2 != 0.0; }
+  // Throws std::invalid_argument "<who>: <what> is \"text\", expected ..." for anything else, a
+  // negative or non-finite factor included.
+  static Regularizer parse(const std::string& text, const std::string& who, const std::string& what);
+  std::string to_string() const;  // the form parse reads: "l2(0.01)", "l1_l2(0.01,0.001)"
+};
+
 class Layer {
 public:
   virtual ~Layer() = default;
@@ -72,6 +87,15 @@ public:
   // gives its kernel grad and the normalization's gamma and beta grads). Off by default.
   virtual bool takes_over_previous_backward() const { return false; }
 
+  // Keras's <parameter>_regularizer arguments: a penalty on the trainable parameter of that name
+  // (one of regularizable_parameters(), else std::invalid_argument). A parameter the layer's
+  // options leave out (use_bias = false, center = false) is not penalized, as in Keras.
+  void set_regularizer(const std::string& parameter, const Regularizer& regularizer);
+  // The regularizer set for a parameter name, or nullptr.
+  const Regularizer* regularizer(const std::string& parameter) const;
+  // Kernel and bias for Dense and Conv2D, gamma and beta for the normalizations; none otherwise.
+  virtual std::vector<std::string> regularizable_parameters() const { return {}; }
+
   bool built() const { return built_; }
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
@@ -82,6 +106,9 @@ protected:
   Shape output_shape_;
   bool input_gradient_needed_ = true;
 
+  // Writes "<parameter>_regularizer" for every regularizer set (config() calls it).
+  void add_regularizer_config(LayerConfig& config) const;
+
   // What backward() returns when input_gradient_needed() is false and the layer skipped dL/dx.
   static const Tensor& no_input_gradient() {
     static const Tensor undefined;
@@ -90,6 +117,7 @@ protected:
 
 private:
   std::string name_;
+  std::map<std::string, Regularizer> regularizers_;
 };
 
 }  // namespace bnlab

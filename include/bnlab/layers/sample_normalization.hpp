@@ -43,6 +43,7 @@ class SampleNormalization : public Layer {
   const Tensor& forward(const Tensor& x, bool training) override;
   const Tensor& backward(const Tensor& dy) override;
   std::vector<Parameter*> parameters() override;
+  std::vector<std::string> regularizable_parameters() const override { return {"gamma", "beta"}; }
 
   // The kernel's view of a batch of n (valid after build).
   kernels::GroupNormShape kernel_shape(std::int64_t batch) const;
