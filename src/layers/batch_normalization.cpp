@@ -54,16 +54,8 @@ Shape BatchNormalization::build(const Shape& input_shape, Rng& rng) {
                                             detail::describe(*this), *options_.num_features, shape, channels_,
                                             options_.axis));
   const std::int64_t C = channels_;
-  if (options_.scale) {
-    gamma_.value = Tensor({C});
-    gamma_.grad = Tensor({C});
-    initializers::initialize(options_.gamma_initializer, gamma_.value, C, C, rng);
-  }
-  if (options_.center) {
-    beta_.value = Tensor({C});
-    beta_.grad = Tensor({C});
-    initializers::initialize(options_.beta_initializer, beta_.value, C, C, rng);
-  }
+  if (options_.scale) initializers::create_trainable(gamma_, {C}, options_.gamma_initializer, C, C, rng);
+  if (options_.center) initializers::create_trainable(beta_, {C}, options_.beta_initializer, C, C, rng);
   moving_mean_.value = Tensor({C});
   moving_variance_.value = Tensor({C});
   initializers::initialize(options_.moving_mean_initializer, moving_mean_.value, C, C, rng);

@@ -49,15 +49,9 @@ Shape Conv2D::build(const Shape& input_shape, Rng& rng) {
                                             detail::batch_shape_string(input_shape), e.what()));
   }
   const std::int64_t receptive_field = kernel_size_[0] * kernel_size_[1];
-  kernel_.value = Tensor({kernel_size_[0], kernel_size_[1], in_channels, filters_});
-  kernel_.grad = Tensor({kernel_size_[0], kernel_size_[1], in_channels, filters_});
-  initializers::initialize(kernel_initializer_, kernel_.value, receptive_field * in_channels,
-                           receptive_field * filters_, rng);
-  if (use_bias_) {
-    bias_.value = Tensor({filters_});
-    bias_.grad = Tensor({filters_});
-    initializers::initialize(bias_initializer_, bias_.value, filters_, filters_, rng);
-  }
+  initializers::create_trainable(kernel_, {kernel_size_[0], kernel_size_[1], in_channels, filters_},
+                                 kernel_initializer_, receptive_field * in_channels, receptive_field * filters_, rng);
+  if (use_bias_) initializers::create_trainable(bias_, {filters_}, bias_initializer_, filters_, filters_, rng);
   input_shape_ = input_shape;
   output_shape_ = {s.out_height, s.out_width, filters_};
   columns_per_sample_ = {s.out_height * s.out_width * s.patch_size()};

@@ -27,14 +27,8 @@ Shape Dense::build(const Shape& input_shape, Rng& rng) {
     throw std::invalid_argument(fmt::format("{}: input shape is {}, expected (None, features) with features >= 1",
                                             detail::describe(*this), detail::batch_shape_string(input_shape)));
   const std::int64_t features = input_shape[0];
-  kernel_.value = Tensor({features, units_});
-  kernel_.grad = Tensor({features, units_});
-  initializers::initialize(kernel_initializer_, kernel_.value, features, units_, rng);
-  if (use_bias_) {
-    bias_.value = Tensor({units_});
-    bias_.grad = Tensor({units_});
-    initializers::initialize(bias_initializer_, bias_.value, units_, units_, rng);
-  }
+  initializers::create_trainable(kernel_, {features, units_}, kernel_initializer_, features, units_, rng);
+  if (use_bias_) initializers::create_trainable(bias_, {units_}, bias_initializer_, units_, units_, rng);
   input_shape_ = input_shape;
   output_shape_ = {units_};
   built_ = true;

@@ -56,6 +56,13 @@ void he_normal(Tensor& t, std::int64_t fan_in, Rng& rng) {
   }
 }
 
+void create_trainable(Parameter& p, const Shape& shape, const std::string& name, std::int64_t fan_in,
+                      std::int64_t fan_out, Rng& rng) {
+  p.value = Tensor(shape);
+  p.grad = Tensor(shape);
+  initialize(name, p.value, fan_in, fan_out, rng);
+}
+
 void initialize(const std::string& name, Tensor& t, std::int64_t fan_in, std::int64_t fan_out, Rng& rng) {
   if (name == "glorot_uniform") return glorot_uniform(t, fan_in, fan_out, rng);
   if (name == "he_normal") return he_normal(t, fan_in, rng);

@@ -33,16 +33,8 @@ Shape SampleNormalization::finish_build(const Shape& input_shape, std::int64_t r
   kernel_layout_ = layout;
   groups_ = groups;
   statistics_shape_ = {rows_per_sample * groups};  // built once: a Shape per forward would allocate
-  if (scale_) {
-    gamma_.value = Tensor({channels});
-    gamma_.grad = Tensor({channels});
-    initializers::initialize(gamma_initializer_, gamma_.value, channels, channels, rng);
-  }
-  if (center_) {
-    beta_.value = Tensor({channels});
-    beta_.grad = Tensor({channels});
-    initializers::initialize(beta_initializer_, beta_.value, channels, channels, rng);
-  }
+  if (scale_) initializers::create_trainable(gamma_, {channels}, gamma_initializer_, channels, channels, rng);
+  if (center_) initializers::create_trainable(beta_, {channels}, beta_initializer_, channels, channels, rng);
   input_shape_ = input_shape;
   output_shape_ = input_shape;
   built_ = true;

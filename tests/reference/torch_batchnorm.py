@@ -8,11 +8,13 @@ Exits 77 when torch cannot be imported, so the caller can skip.
 import sys
 
 try:
-    import numpy as np
+    import numpy  # noqa: F401 - torch_files reads with it
     import torch
 except Exception as error:  # noqa: BLE001 - any import failure means "not available here"
     print(f"torch not available: {error}", file=sys.stderr)
     sys.exit(77)
+
+from torch_files import Files  # noqa: E402 - after the guarded import of torch
 
 
 def main():
@@ -20,34 +22,15 @@ def main():
     n, c, h, w = (int(v) for v in sys.argv[3:7])
     eps, momentum = float(sys.argv[7]), float(sys.argv[8])
     torch.set_num_threads(1)
-
-    def read(name, shape):
-        return torch.from_numpy(np.fromfile(f"{directory}/{name}.f32", dtype="<f4").reshape(shape).copy())
-
-    def write(name, tensor):
-        tensor.detach().contiguous().numpy().astype("<f4").tofile(f"{directory}/{name}.f32")
-
-    shape = {"NC": (n, c), "NCHW": (n, c, h, w), "NHWC": (n, h, w, c)}[layout]
-    x = read("x", shape)
-    dy = read("dy", shape)
-    if layout == "NHWC":  # torch's batch_norm takes channels in dimension 1
-        x, dy = x.permute(0, 3, 1, 2), dy.permute(0, 3, 1, 2)
-    x = x.clone().requires_grad_(True)
-    gamma = read("gamma", (c,)).requires_grad_(True)
-    beta = read("beta", (c,)).requires_grad_(True)
-    running_mean, running_var = read("running_mean", (c,)), read("running_var", (c,))
+    files = Files(directory, layout, n, c, h, w)
+    x, dy, gamma, beta = files.inputs(c)
+    running_mean, running_var = files.read("running_mean", (c,)), files.read("running_var", (c,))
     y = torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta, training=True,
                                        momentum=momentum, eps=eps)
     y.backward(dy)
-    dx = x.grad
-    if layout == "NHWC":
-        y, dx = y.permute(0, 2, 3, 1), dx.permute(0, 2, 3, 1)
-    write("y", y)
-    write("dx", dx)
-    write("dgamma", gamma.grad)
-    write("dbeta", beta.grad)
-    write("running_mean_out", running_mean)
-    write("running_var_out", running_var)
+    files.write_gradients(y, x, gamma, beta)
+    files.write("running_mean_out", running_mean)
+    files.write("running_var_out", running_var)
 
 
 main()

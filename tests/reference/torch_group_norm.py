@@ -9,11 +9,13 @@ DIR/{y,dx,dgamma,dbeta}.f32. Exits 77 when torch cannot be imported, so the call
 import sys
 
 try:
-    import numpy as np
+    import numpy  # noqa: F401 - torch_files reads with it
     import torch
 except Exception as error:  # noqa: BLE001 - any import failure means "not available here"
     print(f"torch not available: {error}", file=sys.stderr)
     sys.exit(77)
+
+from torch_files import Files  # noqa: E402 - after the guarded import of torch
 
 
 def main():
@@ -21,34 +23,14 @@ def main():
     n, c, h, w, groups = (int(v) for v in sys.argv[4:9])
     eps = float(sys.argv[9])
     torch.set_num_threads(1)
-
-    def read(name, shape):
-        return torch.from_numpy(np.fromfile(f"{directory}/{name}.f32", dtype="<f4").reshape(shape).copy())
-
-    def write(name, tensor):
-        tensor.detach().contiguous().numpy().astype("<f4").tofile(f"{directory}/{name}.f32")
-
-    shape = {"NC": (n, c), "NCHW": (n, c, h, w), "NHWC": (n, h, w, c)}[layout]
-    x = read("x", shape)
-    dy = read("dy", shape)
-    if layout == "NHWC":  # torch's group_norm takes channels in dimension 1
-        x, dy = x.permute(0, 3, 1, 2), dy.permute(0, 3, 1, 2)
-    x = x.clone().requires_grad_(True)
-    gamma = read("gamma", (c,)).requires_grad_(True)
-    beta = read("beta", (c,)).requires_grad_(True)
+    files = Files(directory, layout, n, c, h, w)
+    x, dy, gamma, beta = files.inputs(c)
     if kind == "group":
         y = torch.nn.functional.group_norm(x, groups, gamma, beta, eps)
     else:
         y = torch.nn.functional.layer_norm(x, (c,), gamma, beta, eps)
     y.backward(dy)
-    dx = x.grad
-    if layout == "NHWC":
-        y, dx = y.permute(0, 2, 3, 1), dx.permute(0, 2, 3, 1)
-    write("y", y)
-    write("dx", dx)
-    write("dgamma", gamma.grad)
-    write("dbeta", beta.grad)
-
+    files.write_gradients(y, x, gamma, beta)
 
 if __name__ == "__main__":
     main()

@@ -27,6 +27,10 @@ void check(const std::string& name, const std::string& who, const std::string& a
 // Fills t. fan_in and fan_out >= 1 for glorot_uniform and he_normal. Throws
 // std::invalid_argument naming an unknown initializer or a bad fan.
 void initialize(const std::string& name, Tensor& t, std::int64_t fan_in, std::int64_t fan_out, Rng& rng);
+// A trainable parameter's value of `shape`, filled as initialize(name, ...) does, and its grad of
+// the same shape.
+void create_trainable(Parameter& p, const Shape& shape, const std::string& name, std::int64_t fan_in,
+                      std::int64_t fan_out, Rng& rng);
 
 void glorot_uniform(Tensor& t, std::int64_t fan_in, std::int64_t fan_out, Rng& rng);
 void he_normal(Tensor& t, std::int64_t fan_in, Rng& rng);
