@@ -208,9 +208,10 @@ private:
   const Tensor& forward(const Tensor& x, bool training);
   const Tensor& logits_of_last_forward() const;
   void backward_from_logits(const Tensor& dlogits);
-  // The regularizers' penalty at the current weights; with add_gradients, their gradient is
-  // added to the parameters' grads too (after backward, before the optimizer).
-  double regularization(bool add_gradients);
+  // The regularizers' penalty at the current weights, and its gradient added to the parameters'
+  // grads (after backward, which writes them, and before the optimizer).
+  double regularization_loss_at_current_weights() const;
+  void add_regularization_gradients();
 
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "bnlab/layers/detail.hpp"
@@ -12,11 +13,14 @@
 namespace bnlab {
 namespace {
 
-// A factor as Keras takes it: a finite, non-negative decimal number.
+// A factor as Keras takes it (finite, non-negative), within float's range: the gradient is float,
+// and a factor of inf times a weight of 0 would be NaN.
+bool valid_factor(double value) { return value >= 0.0 && value <= std::numeric_limits<float>::max(); }
+
 bool parse_factor(std::string_view text, double& value) {
   if (text.empty()) return false;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return ec == std::errc() && end == text.data() + text.size() && std::isfinite(value) && value >= 0.0;
+  return ec == std::errc() && end == text.data() + text.size() && valid_factor(value);
 }
 
 }  // namespace
@@ -51,6 +55,11 @@ std::string Regularizer::to_string() const {
 }
 
 void Layer::set_regularizer(const std::string& parameter, const Regularizer& regularizer) {
+  // What parse refuses is refused here too, or a model could be saved that cannot be loaded.
+  if (!valid_factor(regularizer.l1) || !valid_factor(regularizer.l2))
+    throw std::invalid_argument(
+        fmt::format("{}: {}_regularizer has factors l1 {} and l2 {}, expected finite values >= 0 within float's range",
+                    detail::describe(*this), parameter, regularizer.l1, regularizer.l2));
   const std::vector<std::string> names = regularizable_parameters();
   if (std::find(names.begin(), names.end(), parameter) == names.end())
     throw std::invalid_argument(fmt::format("{}: {}_regularizer: {} has no parameter \"{}\" to regularize{}",

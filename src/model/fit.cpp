@@ -299,13 +299,14 @@ History Sequential::fit(const Tensor& x, std::span<const std::int32_t> y, const 
       kernels::softmax_cross_entropy_forward(count, classes, logits.data(), buffers.batch_y.data(),
                                              buffers.probabilities.data(), buffers.sample_losses.data());
       const double batch_loss_sum = sum_of(buffers.sample_losses.data(), count);
-      if (!std::isfinite(batch_loss_sum))
-        throw NonFiniteLossError(epoch, step, batch_loss_sum / static_cast<double>(count), history);
+      const double penalty = regularization_loss_at_current_weights();
+      const double batch_loss = batch_loss_sum / static_cast<double>(count) + penalty;
+      if (!std::isfinite(batch_loss)) throw NonFiniteLossError(epoch, step, batch_loss, history);
       const std::int64_t batch_correct = kernels::count_correct(count, classes, logits.data(), buffers.batch_y.data());
       kernels::softmax_cross_entropy_backward(count, classes, buffers.probabilities.data(), buffers.batch_y.data(),
                                               dlogits.data());
       backward_from_logits(dlogits);
-      const double penalty = regularization(true);
+      add_regularization_gradients();
       {
         const profile::Scope updating(profile::Section::optimizer);
         optimizer_->apply(trainable_);
@@ -362,8 +363,8 @@ double Sequential::compute_gradients(const Tensor& x, std::span<const std::int32
                                          sample_losses.data());
   kernels::softmax_cross_entropy_backward(rows, classes, probabilities.data(), y.data(), dlogits.data());
   backward_from_logits(dlogits);
-  const double penalty = regularization(true);
-  return sum_of(sample_losses.data(), rows) / static_cast<double>(rows) + penalty;
+  add_regularization_gradients();
+  return sum_of(sample_losses.data(), rows) / static_cast<double>(rows) + regularization_loss_at_current_weights();
 }
 
 EvaluateResult Sequential::evaluate(const Tensor& x, std::span<const std::int32_t> y, std::int64_t batch_size) {
@@ -386,27 +387,29 @@ EvaluateResult Sequential::evaluate(const Tensor& x, std::span<const std::int32_
     loss_sum += sum_of(sample_losses.data(), end - begin);
     correct += kernels::count_correct(end - begin, classes, logits.data(), y.data() + begin);
   }
-  return {loss_sum / static_cast<double>(samples) + regularization(false),
+  return {loss_sum / static_cast<double>(samples) + regularization_loss_at_current_weights(),
           static_cast<double>(correct) / static_cast<double>(samples)};
 }
 
 double Sequential::regularization_loss() {
   check_built("regularization_loss");
-  return regularization(false);
+  return regularization_loss_at_current_weights();
 }
 
-double Sequential::regularization(bool add_gradients) {
+double Sequential::regularization_loss_at_current_weights() const {
   double penalty = 0.0;
-  for (std::size_t i = 0; i < trainable_.size(); ++i) {
-    const Regularizer* regularizer = trainable_owner_[i]->regularizer(trainable_[i]->name);
-    if (!regularizer) continue;
-    Parameter& p = *trainable_[i];
-    penalty += kernels::regularization_penalty(p.value.size(), p.value.data(), regularizer->l1, regularizer->l2);
-    if (add_gradients)
-      kernels::add_regularization_gradient(p.value.size(), p.value.data(), regularizer->l1, regularizer->l2,
-                                           p.grad.data());
-  }
+  for (std::size_t i = 0; i < trainable_.size(); ++i)
+    if (const Regularizer* r = trainable_owner_[i]->regularizer(trainable_[i]->name))
+      penalty +=
+          kernels::regularization_penalty(trainable_[i]->value.size(), trainable_[i]->value.data(), r->l1, r->l2);
   return penalty;
+}
+
+void Sequential::add_regularization_gradients() {
+  for (std::size_t i = 0; i < trainable_.size(); ++i)
+    if (const Regularizer* r = trainable_owner_[i]->regularizer(trainable_[i]->name))
+      kernels::add_regularization_gradient(trainable_[i]->value.size(), trainable_[i]->value.data(), r->l1, r->l2,
+                                           trainable_[i]->grad.data());
 }
 
 Tensor Sequential::predict(const Tensor& x, std::int64_t batch_size) {

@@ -32,8 +32,13 @@ TEST(Regularizer, ParsesKerasSpellingsAndRefusesTheRest) {
     const std::string quoted = "kernel_regularizer is \"" + std::string(bad) + "\"";
     BNLAB_EXPECT_INVALID(Regularizer::parse(bad, "Dense 'd'", "kernel_regularizer"), "Dense 'd'", quoted.c_str());
   }
+  BNLAB_EXPECT_INVALID(Regularizer::parse("l2(1e39)", "Dense", "kernel_regularizer"), "l2(1e39)");
   Flatten flatten;
   BNLAB_EXPECT_INVALID(flatten.set_regularizer("kernel", l2), "kernel_regularizer", "Flatten has no parameter");
+  // What a file could not load is not set either: negative, NaN, or past float's range.
+  Dense kernel_owner(3);
+  for (const Regularizer bad : {Regularizer{0.0, -1.0}, Regularizer{std::nan(""), 0.0}, Regularizer{1e39, 0.0}})
+    BNLAB_EXPECT_INVALID(kernel_owner.set_regularizer("kernel", bad), "kernel_regularizer", "within float's range");
   Dense dense(3);
   BNLAB_EXPECT_INVALID(dense.set_regularizer("gamma", l2), "gamma_regularizer", "(it has kernel, bias)");
 }
@@ -67,28 +72,11 @@ Sequential regularized_model(bool regularize) {
   return model;
 }
 
-// The loss compute_gradients returns includes the penalty, and the grads are its gradient.
-TEST(Regularizer, LossesIncludeThePenaltyAndGradientsMatchCentralDifferences) {
-  const Tensor x = random_tensor({8, 4}, Layout::NC, 1, -2.0f, 2.0f);
-  const std::vector<std::int32_t> y{0, 1, 2, 0, 1, 2, 0, 1};
-  Sequential plain = regularized_model(false), model = regularized_model(true);
-  const double penalty = model.regularization_loss();
-  double expected = 0.0;
-  auto add = [&](const Tensor& w, double l1, double l2) {
-    for (std::int64_t i = 0; i < w.size(); ++i) expected += l1 * std::fabs(double(w[i])) + l2 * double(w[i]) * w[i];
-  };
-  const std::vector<Parameter*> first = model.layer(0).parameters(), second = model.layer(1).parameters();
-  add(first[0]->value, 0.0, 0.05);    // Dense kernel
-  add(first[1]->value, 0.02, 0.0);    // Dense bias
-  add(second[0]->value, 0.01, 0.03);  // BatchNormalization gamma
-  EXPECT_NEAR(penalty, expected, 1e-9);
-  EXPECT_GT(penalty, 0.0);
-  EXPECT_EQ(plain.regularization_loss(), 0.0);
-  EXPECT_NEAR(model.evaluate(x, y, 3).loss, plain.evaluate(x, y, 3).loss + penalty, 1e-9);
-
-  // Central differences of compute_gradients' loss. The moving statistics move on every
-  // training forward but do not enter a training forward's output, so the loss is a function
-  // of the weights alone.
+// Central differences of compute_gradients' loss against its grads, every third entry of every
+// trainable parameter. The moving statistics move on every training forward but do not enter a
+// training forward's output, so the loss is a function of the weights alone.
+void expect_gradients_match_central_differences(Sequential& model, const Tensor& x,
+                                                const std::vector<std::int32_t>& y) {
   model.compute_gradients(x, y);
   std::vector<Tensor> grads;
   for (Parameter* p : model.parameters())
@@ -109,6 +97,45 @@ TEST(Regularizer, LossesIncludeThePenaltyAndGradientsMatchCentralDifferences) {
     }
     ++k;
   }
+}
+
+// The loss compute_gradients returns includes the penalty, and the grads are its gradient.
+TEST(Regularizer, LossesIncludeThePenaltyAndGradientsMatchCentralDifferences) {
+  const Tensor x = random_tensor({8, 4}, Layout::NC, 1, -2.0f, 2.0f);
+  const std::vector<std::int32_t> y{0, 1, 2, 0, 1, 2, 0, 1};
+  Sequential plain = regularized_model(false), model = regularized_model(true);
+  const double penalty = model.regularization_loss();
+  double expected = 0.0;
+  auto add = [&](const Tensor& w, double l1, double l2) {
+    for (std::int64_t i = 0; i < w.size(); ++i) expected += l1 * std::fabs(double(w[i])) + l2 * double(w[i]) * w[i];
+  };
+  const std::vector<Parameter*> first = model.layer(0).parameters(), second = model.layer(1).parameters();
+  add(first[0]->value, 0.0, 0.05);    // Dense kernel
+  add(first[1]->value, 0.02, 0.0);    // Dense bias
+  add(second[0]->value, 0.01, 0.03);  // BatchNormalization gamma
+  EXPECT_NEAR(penalty, expected, 1e-9);
+  EXPECT_GT(penalty, 0.0);
+  EXPECT_EQ(plain.regularization_loss(), 0.0);
+  EXPECT_NEAR(model.evaluate(x, y, 3).loss, plain.evaluate(x, y, 3).loss + penalty, 1e-9);
+
+  expect_gradients_match_central_differences(model, x, y);
+}
+
+// Approach One's shape: a first-trained BatchNormalization feeding a Dense, which writes the
+// normalization's gamma and beta grads (the takeover); their regularizers' gradient still joins.
+TEST(Regularizer, GradientsJoinTheDenseTakeoverOfTheFirstNormalization) {
+  Sequential model("takeover");
+  model.add(std::make_unique<BatchNormalization>());
+  model.add(std::make_unique<Dense>(5, "relu"));
+  model.add(std::make_unique<Dense>(3, "softmax"));
+  model.layer(0).set_regularizer("gamma", Regularizer{0.0, 0.2});
+  model.layer(0).set_regularizer("beta", Regularizer{0.05, 0.1});
+  model.build({4}, 5);
+  for (std::int64_t i = 0; i < 4; ++i) model.layer(0).parameters()[1]->value[i] = 0.1f * static_cast<float>(i) - 0.15f;
+  model.compile(std::make_unique<SGD>(0.1));
+  ASSERT_TRUE(model.layer(1).takes_over_previous_backward());
+  const Tensor x = random_tensor({8, 4}, Layout::NC, 4, -2.0f, 2.0f);
+  expect_gradients_match_central_differences(model, x, {0, 1, 2, 0, 1, 2, 0, 1});
 }
 
 // fit's epoch loss is Keras's: each batch's mean cross-entropy plus the penalty before its update.

@@ -49,7 +49,7 @@ struct Regularizer {
 
   bool active() const { return l1 != 0.0 || l2 != 0.0; }
   // Throws std::invalid_argument "<who>: <what> is \"text\", expected ..." for anything else, a
-  // negative or non-finite factor included.
+  // factor that is negative, not finite or past float's range (the gradient is float) included.
   static Regularizer parse(const std::string& text, const std::string& who, const std::string& what);
   std::string to_string() const;  // the form parse reads: "l2(0.01)", "l1_l2(0.01,0.001)"
 };
