@@ -173,12 +173,11 @@ Shape GroupNormalization::build(const Shape& input_shape, Rng& rng) {
   if (geometry.channels % groups != 0)
     throw std::invalid_argument(fmt::format("{}: groups is {}, which does not divide the {} channels of input {}",
                                             detail::describe(*this), groups, geometry.channels, shape));
-  channel_layout_ = geometry.layout;
   return finish_build(input_shape, 1, geometry.channels, geometry.spatial, geometry.layout, groups, rng);
 }
 
 void GroupNormalization::check_layout(const Tensor& x) const {
-  detail::check_channel_layout(*this, x, channel_layout_, options_.axis);
+  detail::check_channel_layout(*this, x, kernel_layout(), options_.axis);
 }
 
 LayerConfig GroupNormalization::config() const {

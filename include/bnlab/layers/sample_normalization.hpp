@@ -60,6 +60,7 @@ class SampleNormalization : public Layer {
   // Writes epsilon, center, scale and the two initializers.
   void add_config(LayerConfig& config) const;
   virtual void check_layout(const Tensor& x) const = 0;
+  Layout kernel_layout() const { return kernel_layout_; }
 
   float epsilon_;
   bool center_, scale_;
@@ -130,7 +131,6 @@ class GroupNormalization : public detail::SampleNormalization {
  private:
   void check_layout(const Tensor& x) const override;
   GroupNormalizationOptions options_;
-  Layout channel_layout_ = Layout::NC;
 };
 
 // torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine): the last dimensions.
