@@ -1,4 +1,5 @@
-// BatchNorm kernels against the memory-bandwidth limit, measured in one run with one thread count.
+// BatchNorm kernels (and, after them per shape, the group and layer normalization kernels)
+// against the memory-bandwidth limit, measured in one run with one thread count.
 //
 // For every shape the run first times a copy of the tensor twice, with plain stores and with
 // non-temporal (streaming) stores; the faster is the probe's floor. Each kernel then reports its
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "bnlab/kernels/batchnorm.hpp"
+#include "bnlab/kernels/group_norm.hpp"
 #include "bnlab/system.hpp"
 #include "bnlab/tensor.hpp"
 #include "kernels/memory_probe.hpp"
@@ -163,6 +165,37 @@ void BM_backward(benchmark::State& state, NamedShape named, FusedActivation act)
   });
 }
 
+// The normalization family on the same tensors: group normalization (32 groups) on the image
+// shapes, layer normalization (one group of all features) on NC. Minimum traffic as BatchNorm's:
+// forward 3 passes, backward 5.
+bnlab::kernels::GroupNormShape group_shape(const BatchNormShape& s) {
+  return {s.batch, s.channels, s.spatial, s.layout, s.layout == Layout::NC ? 1 : 32};
+}
+
+void BM_group_norm_forward(benchmark::State& state, NamedShape named) {
+  const auto& s = named.shape;
+  Buffers b(s);
+  const auto g = group_shape(s);
+  auto mean = bnlab::make_aligned_buffer(g.batch * g.groups), inv_std = bnlab::make_aligned_buffer(g.batch * g.groups);
+  run_timed(state, s, 3, [&] {
+    bnlab::kernels::group_norm_forward(g, b.x.get(), b.gamma.get(), b.beta.get(), 1e-5f, b.y.get(), mean.get(),
+                                       inv_std.get());
+  });
+}
+
+void BM_group_norm_backward(benchmark::State& state, NamedShape named) {
+  const auto& s = named.shape;
+  Buffers b(s);
+  const auto g = group_shape(s);
+  auto mean = bnlab::make_aligned_buffer(g.batch * g.groups), inv_std = bnlab::make_aligned_buffer(g.batch * g.groups);
+  bnlab::kernels::group_norm_forward(g, b.x.get(), b.gamma.get(), b.beta.get(), 1e-5f, b.y.get(), mean.get(),
+                                     inv_std.get());
+  run_timed(state, s, 5, [&] {
+    bnlab::kernels::group_norm_backward(g, b.x.get(), b.dy.get(), b.gamma.get(), mean.get(), inv_std.get(), b.dx.get(),
+                                        b.dgamma.get(), b.dbeta.get());
+  });
+}
+
 void register_all() {
   for (const auto& named : shapes) {
     const std::string n = named.name;
@@ -178,6 +211,11 @@ void register_all() {
                                  FusedActivation::relu)
         ->UseManualTime();
     benchmark::RegisterBenchmark(name("backward_relu").c_str(), BM_backward, named, FusedActivation::relu)
+        ->UseManualTime();
+    const char* family = named.shape.layout == Layout::NC ? "layer_norm" : "group_norm32";
+    benchmark::RegisterBenchmark(fmt::format("{}_forward/{}", family, n).c_str(), BM_group_norm_forward, named)
+        ->UseManualTime();
+    benchmark::RegisterBenchmark(fmt::format("{}_backward/{}", family, n).c_str(), BM_group_norm_backward, named)
         ->UseManualTime();
   }
 }

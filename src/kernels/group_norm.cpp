@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
+#include "kernels/batchnorm_loops.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/shape_checks.hpp"
 
@@ -14,6 +16,43 @@ namespace {
 
 // Below this many values a call runs on the calling thread (a parallel region costs more).
 constexpr std::int64_t parallel_threshold = 1 << 15;
+// BatchNorm's rule for its row loops: walk the rows of tensors read from memory.
+constexpr std::int64_t row_walk_threshold_bytes = std::int64_t{4} << 20;
+
+// One thread's per-channel and per-group arrays for one sample at a time. Kept per thread and
+// only grown, so calls after the widest one allocate nothing.
+struct ChannelArrays {
+  std::vector<float>& pivot;
+  std::vector<float>& centered;
+  std::vector<float>& scale;
+  std::vector<float>& shift;
+  std::vector<double>& sum;
+  std::vector<double>& sum_sq;
+  std::vector<double>& group_sum;
+  std::vector<double>& group_sum_sq;
+  explicit ChannelArrays(std::int64_t channels)
+      : pivot(grown(pivot_, channels)),
+        centered(grown(centered_, channels)),
+        scale(grown(scale_, channels)),
+        shift(grown(shift_, channels)),
+        sum(grown(sum_, channels)),
+        sum_sq(grown(sum_sq_, channels)),
+        group_sum(grown(group_sum_, channels)),
+        group_sum_sq(grown(group_sum_sq_, channels)) {}
+
+private:
+  template <class T>
+  static std::vector<T>& grown(std::vector<T>& v, std::int64_t count) {
+    if (v.size() < static_cast<std::size_t>(count)) v.resize(static_cast<std::size_t>(count));
+    return v;
+  }
+  static thread_local std::vector<float> pivot_, centered_, scale_, shift_;
+  static thread_local std::vector<double> sum_, sum_sq_, group_sum_, group_sum_sq_;
+};
+thread_local std::vector<float> ChannelArrays::pivot_, ChannelArrays::centered_, ChannelArrays::scale_,
+    ChannelArrays::shift_;
+thread_local std::vector<double> ChannelArrays::sum_, ChannelArrays::sum_sq_, ChannelArrays::group_sum_,
+    ChannelArrays::group_sum_sq_;
 
 void check_groups(const GroupNormShape& shape, const char* who) {
   detail::check_shape(BatchNormShape{shape.batch, shape.channels, shape.spatial, shape.layout}, who);
@@ -56,33 +95,78 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
   detail::check_pointer(y, "y", who);
   detail::check_pointer(saved_mean, "saved_mean", who);
   detail::check_pointer(saved_inv_std, "saved_inv_std", who);
+  const std::int64_t C = shape.channels, S = shape.spatial, G = shape.groups, per_group = shape.channels_per_group();
   const double m = static_cast<double>(shape.count_per_group());
-  for_each_group(shape, [&](std::int64_t n, std::int64_t g) {
-    // Two passes, the second over the deviations from the mean: no cancellation for data far
-    // from zero (the one-pass E[x^2] - E[x]^2 loses it all for pixels of 0..255).
-    double sum = 0.0;
-    for_each_run(shape, n, g, [&](std::int64_t offset, std::int64_t, std::int64_t length, std::int64_t) {
-      for (std::int64_t j = 0; j < length; ++j) sum += x[offset + j];
-    });
-    const double mean = sum / m;
-    double squares = 0.0;
-    for_each_run(shape, n, g, [&](std::int64_t offset, std::int64_t, std::int64_t length, std::int64_t) {
-      for (std::int64_t j = 0; j < length; ++j) {
-        const double d = x[offset + j] - mean;
-        squares += d * d;
+  const bool row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= row_walk_threshold_bytes;
+  // The moments are taken about a pivot, the group's first value (BatchNorm's loops, which sum
+  // 16 float lanes into double in a fixed order): var = E[(x - p)^2] - E[x - p]^2 keeps its
+  // precision for data far from zero, and one pass suffices.
+  auto statistics = [&](std::int64_t n, std::int64_t g, float pivot, double sum, double sum_sq, float& centered,
+                        float& inv_std) {
+    const double centered_mean = sum / m;
+    const double variance = std::max(sum_sq / m - centered_mean * centered_mean, 0.0);
+    centered = static_cast<float>(centered_mean);
+    inv_std = static_cast<float>(1.0 / std::sqrt(variance + static_cast<double>(epsilon)));
+    saved_mean[n * G + g] = static_cast<float>(static_cast<double>(pivot) + centered_mean);
+    saved_inv_std[n * G + g] = inv_std;
+  };
+  const bool parallel = detail::worth_threads(shape.size(), parallel_threshold);
+  detail::for_ranges(shape.batch, parallel, 1, [&](std::int64_t first, std::int64_t end) {
+    ChannelArrays arrays(C);
+    for (std::int64_t n = first; n < end; ++n) {
+      const float* xn = x + n * C * S;
+      float* yn = y + n * C * S;
+      if (shape.layout == Layout::NCHW) {  // a group is per_group whole planes
+        for (std::int64_t g = 0; g < G; ++g) {
+          const float pivot = xn[g * per_group * S];
+          double sum = 0.0, sum_sq = 0.0;
+          for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c)
+            loops::moments_contiguous(xn + c * S, S, pivot, sum, sum_sq);
+          float centered, inv_std;
+          statistics(n, g, pivot, sum, sum_sq, centered, inv_std);
+          for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c)
+            loops::normalize_contiguous(xn + c * S, yn + c * S, S, pivot, centered, (gamma ? gamma[c] : 1.0f) * inv_std,
+                                        beta ? beta[c] : 0.0f, false, false);
+        }
+        continue;
       }
-    });
-    const float mean_f = static_cast<float>(mean);
-    const float inv_std = static_cast<float>(1.0 / std::sqrt(squares / m + static_cast<double>(epsilon)));
-    saved_mean[n * shape.groups + g] = mean_f;
-    saved_inv_std[n * shape.groups + g] = inv_std;
-    for_each_run(shape, n, g, [&](std::int64_t offset, std::int64_t channel, std::int64_t length, std::int64_t step) {
-      for (std::int64_t j = 0; j < length; ++j) {
-        const std::int64_t c = channel + j * step;
-        const float xhat = (x[offset + j] - mean_f) * inv_std;
-        y[offset + j] = (gamma ? gamma[c] : 1.0f) * xhat + (beta ? beta[c] : 0.0f);
+      // NC and NHWC: S rows of C channels. With one row a group is one run of channels; with
+      // more, each channel's sums over the rows come first and the group adds its channels.
+      for (std::int64_t g = 0; g < G; ++g)
+        for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c) arrays.pivot[c] = xn[g * per_group];
+      if (S == 1) {
+        for (std::int64_t g = 0; g < G; ++g) {
+          double sum = 0.0, sum_sq = 0.0;
+          loops::moments_contiguous(xn + g * per_group, per_group, arrays.pivot[g * per_group], sum, sum_sq);
+          arrays.group_sum[g] = sum;
+          arrays.group_sum_sq[g] = sum_sq;
+        }
+      } else {
+        std::fill(arrays.sum.begin(), arrays.sum.end(), 0.0);
+        std::fill(arrays.sum_sq.begin(), arrays.sum_sq.end(), 0.0);
+        loops::moments_rows(xn, S, C, C, arrays.pivot.data(), arrays.sum.data(), arrays.sum_sq.data(), row_walk);
+        for (std::int64_t g = 0; g < G; ++g) {
+          double sum = 0.0, sum_sq = 0.0;
+          for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c) {
+            sum += arrays.sum[c];
+            sum_sq += arrays.sum_sq[c];
+          }
+          arrays.group_sum[g] = sum;
+          arrays.group_sum_sq[g] = sum_sq;
+        }
       }
-    });
+      for (std::int64_t g = 0; g < G; ++g) {
+        float centered, inv_std;
+        statistics(n, g, arrays.pivot[g * per_group], arrays.group_sum[g], arrays.group_sum_sq[g], centered, inv_std);
+        for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c) {
+          arrays.centered[c] = centered;
+          arrays.scale[c] = (gamma ? gamma[c] : 1.0f) * inv_std;
+          arrays.shift[c] = beta ? beta[c] : 0.0f;
+        }
+      }
+      loops::normalize_rows(xn, yn, S, C, C, arrays.pivot.data(), arrays.centered.data(), arrays.scale.data(),
+                            arrays.shift.data(), false, false);
+    }
   });
 }
 
