@@ -180,62 +180,123 @@ void group_norm_backward(const GroupNormShape& shape, const float* x, const floa
   detail::check_pointer(saved_inv_std, "saved_inv_std", who);
   if (!dx && !dgamma && !dbeta)
     throw std::invalid_argument(fmt::format("{}: dx, dgamma and dbeta are all null: nothing to compute", who));
-  const std::int64_t G = shape.groups, C = shape.channels, S = shape.spatial;
+  const std::int64_t N = shape.batch, G = shape.groups, C = shape.channels, S = shape.spatial;
   const std::int64_t per_group = shape.channels_per_group();
-  if (dx) {
-    const double m = static_cast<double>(shape.count_per_group());
-    for_each_group(shape, [&](std::int64_t n, std::int64_t g) {
-      const float mean = saved_mean[n * G + g], inv_std = saved_inv_std[n * G + g];
-      double sum_g = 0.0, sum_g_xhat = 0.0;
-      for_each_run(shape, n, g, [&](std::int64_t offset, std::int64_t channel, std::int64_t length, std::int64_t step) {
-        for (std::int64_t j = 0; j < length; ++j) {
-          const double grad = static_cast<double>(dy[offset + j]) * (gamma ? gamma[channel + j * step] : 1.0f);
-          sum_g += grad;
-          sum_g_xhat += grad * ((x[offset + j] - mean) * inv_std);
+  const double m = static_cast<double>(shape.count_per_group());
+  const bool row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= row_walk_threshold_bytes;
+  const bool parallel = detail::worth_threads(shape.size(), parallel_threshold);
+  // With images (S > 1) each sample's per-channel sums of dy and dy * (x - mean) also give
+  // dgamma and dbeta: they are kept per sample and added over the samples in order afterwards.
+  const bool per_sample_partials = S > 1 && (dgamma || dbeta);
+  thread_local std::vector<double> partials;
+  if (per_sample_partials && partials.size() < static_cast<std::size_t>(2 * N * C))
+    partials.resize(static_cast<std::size_t>(2 * N * C));
+  double* sample_sum_dy = per_sample_partials ? partials.data() : nullptr;
+  double* sample_sum_dy_xc = per_sample_partials ? partials.data() + N * C : nullptr;
+  // From a group's sums of g = dy * gamma and g * (x - mean):
+  //   dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)) = g * inv_std + (x - mean) * b + c.
+  auto coefficients = [&](std::int64_t n, std::int64_t g, double sum_g, double sum_g_xc, float& b, float& c) {
+    const double inv_std = saved_inv_std[n * G + g];
+    b = static_cast<float>(-inv_std * inv_std * inv_std * sum_g_xc / m);
+    c = static_cast<float>(-inv_std * sum_g / m);
+  };
+  if (dx || per_sample_partials) {
+    detail::for_ranges(N, parallel, 1, [&](std::int64_t first, std::int64_t end) {
+      ChannelArrays arrays(C);
+      for (std::int64_t n = first; n < end; ++n) {
+        const std::int64_t offset = n * C * S;
+        const float* xn = x + offset;
+        const float* dyn = dy + offset;
+        if (S == 1) {  // NC: a group is one run of channels; g = dy * gamma goes through a row of scratch
+          float* g_row = arrays.scale.data();
+          for (std::int64_t k = 0; k < C; ++k) g_row[k] = dyn[k] * (gamma ? gamma[k] : 1.0f);
+          for (std::int64_t g = 0; g < G; ++g) {
+            const std::int64_t c0 = g * per_group;
+            const float mean = saved_mean[n * G + g];
+            double sum_g = 0.0, sum_g_xc = 0.0;
+            loops::grad_sums_contiguous(xn + c0, g_row + c0, per_group, mean, 1.0f, 0.0f, false, sum_g, sum_g_xc);
+            float b, c;
+            coefficients(n, g, sum_g, sum_g_xc, b, c);
+            loops::grad_input_contiguous(xn + c0, g_row + c0, dx + offset + c0, per_group, mean,
+                                         saved_inv_std[n * G + g], b, c, 1.0f, 0.0f, false, false);
+          }
+          continue;
         }
-      });
-      const float mean_g = static_cast<float>(sum_g / m), mean_g_xhat = static_cast<float>(sum_g_xhat / m);
-      for_each_run(shape, n, g, [&](std::int64_t offset, std::int64_t channel, std::int64_t length, std::int64_t step) {
-        for (std::int64_t j = 0; j < length; ++j) {
-          const float grad = dy[offset + j] * (gamma ? gamma[channel + j * step] : 1.0f);
-          const float xhat = (x[offset + j] - mean) * inv_std;
-          dx[offset + j] = inv_std * (grad - mean_g - xhat * mean_g_xhat);
+        double* sum_dy = per_sample_partials ? sample_sum_dy + n * C : arrays.sum.data();
+        double* sum_dy_xc = per_sample_partials ? sample_sum_dy_xc + n * C : arrays.sum_sq.data();
+        std::fill(sum_dy, sum_dy + C, 0.0);
+        std::fill(sum_dy_xc, sum_dy_xc + C, 0.0);
+        for (std::int64_t k = 0; k < C; ++k) arrays.centered[k] = saved_mean[n * G + k / per_group];
+        if (shape.layout == Layout::NCHW) {
+          for (std::int64_t k = 0; k < C; ++k)
+            loops::grad_sums_contiguous(xn + k * S, dyn + k * S, S, arrays.centered[k], 1.0f, 0.0f, false, sum_dy[k],
+                                        sum_dy_xc[k]);
+        } else {
+          loops::grad_sums_rows(xn, dyn, S, C, C, arrays.centered.data(), arrays.centered.data(),
+                                arrays.centered.data(), false, sum_dy, sum_dy_xc, row_walk);
         }
-      });
+        if (!dx) continue;
+        for (std::int64_t g = 0; g < G; ++g) {
+          double sum_g = 0.0, sum_g_xc = 0.0;
+          for (std::int64_t k = g * per_group; k < (g + 1) * per_group; ++k) {
+            const double gamma_k = gamma ? gamma[k] : 1.0;
+            sum_g += gamma_k * sum_dy[k];
+            sum_g_xc += gamma_k * sum_dy_xc[k];
+          }
+          float b, c;
+          coefficients(n, g, sum_g, sum_g_xc, b, c);
+          for (std::int64_t k = g * per_group; k < (g + 1) * per_group; ++k) {
+            arrays.scale[k] = (gamma ? gamma[k] : 1.0f) * saved_inv_std[n * G + g];
+            arrays.shift[k] = b;
+            arrays.pivot[k] = c;
+          }
+        }
+        if (shape.layout == Layout::NCHW) {
+          for (std::int64_t k = 0; k < C; ++k)
+            loops::grad_input_contiguous(xn + k * S, dyn + k * S, dx + offset + k * S, S, arrays.centered[k],
+                                         arrays.scale[k], arrays.shift[k], arrays.pivot[k], 1.0f, 0.0f, false, false);
+        } else {
+          loops::grad_input_rows(xn, dyn, dx + offset, S, C, C, arrays.centered.data(), arrays.scale.data(),
+                                 arrays.shift.data(), arrays.pivot.data(), arrays.centered.data(),
+                                 arrays.centered.data(), false, false, row_walk);
+        }
+      }
     });
   }
   if (!dgamma && !dbeta) return;
-  // Per channel, over samples then positions in that order whatever the layout or the threads.
-  // Channels-last rows are walked in blocks of channels, so each row's block is read at once.
+  if (per_sample_partials) {
+    // dgamma[c] = sum over samples of inv_std * sum(dy * (x - mean)), dbeta[c] of sum(dy).
+    detail::for_ranges(C, parallel, 16, [&](std::int64_t first, std::int64_t end) {
+      for (std::int64_t k = first; k < end; ++k) {
+        double total_dy = 0.0, total_dy_xhat = 0.0;
+        for (std::int64_t n = 0; n < N; ++n) {
+          total_dy += sample_sum_dy[n * C + k];
+          total_dy_xhat += saved_inv_std[n * G + k / per_group] * sample_sum_dy_xc[n * C + k];
+        }
+        if (dgamma) dgamma[k] = static_cast<float>(total_dy_xhat);
+        if (dbeta) dbeta[k] = static_cast<float>(total_dy);
+      }
+    });
+    return;
+  }
+  // NC: per channel over the rows, in blocks of channels so each row's block is read at once.
   constexpr std::int64_t block = 64;
-  const bool parallel = detail::worth_threads(shape.size(), parallel_threshold);
   detail::for_ranges((C + block - 1) / block, parallel, 1, [&](std::int64_t first_block, std::int64_t end_block) {
     for (std::int64_t b = first_block; b < end_block; ++b) {
       const std::int64_t c0 = b * block, width = std::min(block, C - c0);
       double sum_dy[block] = {}, sum_dy_xhat[block] = {};
-      for (std::int64_t n = 0; n < shape.batch; ++n) {
-        if (shape.layout == Layout::NCHW) {
-          for (std::int64_t k = 0; k < width; ++k) {
-            const std::int64_t c = c0 + k, statistic = n * G + c / per_group;
-            const float mean = saved_mean[statistic], inv_std = saved_inv_std[statistic];
-            const float* xs = x + (n * C + c) * S;
-            const float* dys = dy + (n * C + c) * S;
-            for (std::int64_t i = 0; i < S; ++i) {
-              sum_dy[k] += dys[i];
-              sum_dy_xhat[k] += static_cast<double>(dys[i]) * ((xs[i] - mean) * inv_std);
-            }
+      for (std::int64_t n = 0; n < N; ++n) {
+        const float* xs = x + n * C;
+        const float* dys = dy + n * C;
+        // The block in stretches of one group each, whose statistics are constants in the loop.
+        for (std::int64_t k0 = c0; k0 < c0 + width;) {
+          const std::int64_t g = k0 / per_group, k1 = std::min(c0 + width, (g + 1) * per_group);
+          const float mean = saved_mean[n * G + g], inv_std = saved_inv_std[n * G + g];
+          for (std::int64_t k = k0; k < k1; ++k) {
+            sum_dy[k - c0] += dys[k];
+            sum_dy_xhat[k - c0] += static_cast<double>(dys[k]) * ((xs[k] - mean) * inv_std);
           }
-          continue;
-        }
-        for (std::int64_t i = 0; i < S; ++i) {
-          const float* xs = x + (n * S + i) * C + c0;
-          const float* dys = dy + (n * S + i) * C + c0;
-          for (std::int64_t k = 0; k < width; ++k) {
-            const std::int64_t statistic = n * G + (c0 + k) / per_group;
-            sum_dy[k] += dys[k];
-            sum_dy_xhat[k] +=
-                static_cast<double>(dys[k]) * ((xs[k] - saved_mean[statistic]) * saved_inv_std[statistic]);
-          }
+          k0 = k1;
         }
       }
       for (std::int64_t k = 0; k < width; ++k) {
