@@ -185,14 +185,7 @@ void group_norm_backward(const GroupNormShape& shape, const float* x, const floa
   const double m = static_cast<double>(shape.count_per_group());
   const bool row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= row_walk_threshold_bytes;
   const bool parallel = detail::worth_threads(shape.size(), parallel_threshold);
-  // With images (S > 1) each sample's per-channel sums of dy and dy * (x - mean) also give
-  // dgamma and dbeta: they are kept per sample and added over the samples in order afterwards.
-  const bool per_sample_partials = S > 1 && (dgamma || dbeta);
-  thread_local std::vector<double> partials;
-  if (per_sample_partials && partials.size() < static_cast<std::size_t>(2 * N * C))
-    partials.resize(static_cast<std::size_t>(2 * N * C));
-  double* sample_sum_dy = per_sample_partials ? partials.data() : nullptr;
-  double* sample_sum_dy_xc = per_sample_partials ? partials.data() + N * C : nullptr;
+  const bool parameter_grads = dgamma || dbeta;
   // From a group's sums of g = dy * gamma and g * (x - mean):
   //   dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)) = g * inv_std + (x - mean) * b + c.
   auto coefficients = [&](std::int64_t n, std::int64_t g, double sum_g, double sum_g_xc, float& b, float& c) {
@@ -200,111 +193,129 @@ void group_norm_backward(const GroupNormShape& shape, const float* x, const floa
     b = static_cast<float>(-inv_std * inv_std * inv_std * sum_g_xc / m);
     c = static_cast<float>(-inv_std * sum_g / m);
   };
-  if (dx || per_sample_partials) {
-    detail::for_ranges(N, parallel, 1, [&](std::int64_t first, std::int64_t end) {
-      ChannelArrays arrays(C);
-      for (std::int64_t n = first; n < end; ++n) {
-        const std::int64_t offset = n * C * S;
-        const float* xn = x + offset;
-        const float* dyn = dy + offset;
-        if (S == 1) {  // NC: a group is one run of channels; g = dy * gamma goes through a row of scratch
-          float* g_row = arrays.scale.data();
-          for (std::int64_t k = 0; k < C; ++k) g_row[k] = dyn[k] * (gamma ? gamma[k] : 1.0f);
-          for (std::int64_t g = 0; g < G; ++g) {
-            const std::int64_t c0 = g * per_group;
-            const float mean = saved_mean[n * G + g];
-            double sum_g = 0.0, sum_g_xc = 0.0;
-            loops::grad_sums_contiguous(xn + c0, g_row + c0, per_group, mean, 1.0f, 0.0f, false, sum_g, sum_g_xc);
-            float b, c;
-            coefficients(n, g, sum_g, sum_g_xc, b, c);
-            loops::grad_input_contiguous(xn + c0, g_row + c0, dx + offset + c0, per_group, mean,
-                                         saved_inv_std[n * G + g], b, c, 1.0f, 0.0f, false, false);
-          }
-          continue;
-        }
-        double* sum_dy = per_sample_partials ? sample_sum_dy + n * C : arrays.sum.data();
-        double* sum_dy_xc = per_sample_partials ? sample_sum_dy_xc + n * C : arrays.sum_sq.data();
-        std::fill(sum_dy, sum_dy + C, 0.0);
-        std::fill(sum_dy_xc, sum_dy_xc + C, 0.0);
-        for (std::int64_t k = 0; k < C; ++k) arrays.centered[k] = saved_mean[n * G + k / per_group];
-        if (shape.layout == Layout::NCHW) {
-          for (std::int64_t k = 0; k < C; ++k)
-            loops::grad_sums_contiguous(xn + k * S, dyn + k * S, S, arrays.centered[k], 1.0f, 0.0f, false, sum_dy[k],
-                                        sum_dy_xc[k]);
-        } else {
-          loops::grad_sums_rows(xn, dyn, S, C, C, arrays.centered.data(), arrays.centered.data(),
-                                arrays.centered.data(), false, sum_dy, sum_dy_xc, row_walk);
-        }
-        if (!dx) continue;
-        for (std::int64_t g = 0; g < G; ++g) {
-          double sum_g = 0.0, sum_g_xc = 0.0;
-          for (std::int64_t k = g * per_group; k < (g + 1) * per_group; ++k) {
-            const double gamma_k = gamma ? gamma[k] : 1.0;
-            sum_g += gamma_k * sum_dy[k];
-            sum_g_xc += gamma_k * sum_dy_xc[k];
-          }
-          float b, c;
-          coefficients(n, g, sum_g, sum_g_xc, b, c);
-          for (std::int64_t k = g * per_group; k < (g + 1) * per_group; ++k) {
-            arrays.scale[k] = (gamma ? gamma[k] : 1.0f) * saved_inv_std[n * G + g];
-            arrays.shift[k] = b;
-            arrays.pivot[k] = c;
-          }
-        }
-        if (shape.layout == Layout::NCHW) {
-          for (std::int64_t k = 0; k < C; ++k)
-            loops::grad_input_contiguous(xn + k * S, dyn + k * S, dx + offset + k * S, S, arrays.centered[k],
-                                         arrays.scale[k], arrays.shift[k], arrays.pivot[k], 1.0f, 0.0f, false, false);
-        } else {
-          loops::grad_input_rows(xn, dyn, dx + offset, S, C, C, arrays.centered.data(), arrays.scale.data(),
-                                 arrays.shift.data(), arrays.pivot.data(), arrays.centered.data(),
-                                 arrays.centered.data(), false, false, row_walk);
-        }
-      }
-    });
-  }
-  if (!dgamma && !dbeta) return;
-  if (per_sample_partials) {
-    // dgamma[c] = sum over samples of inv_std * sum(dy * (x - mean)), dbeta[c] of sum(dy).
+  // dgamma and dbeta come from partial sums per unit (a chunk of rows, or a sample), kept in a
+  // buffer of the calling thread and added over the units in order: the same bits on any
+  // thread count. dgamma[c] = sum of dy * xhat, dbeta[c] = sum of dy.
+  thread_local std::vector<double> partials;
+  auto partial_buffers = [&](std::int64_t units) {
+    if (parameter_grads && partials.size() < static_cast<std::size_t>(2 * units * C))
+      partials.resize(static_cast<std::size_t>(2 * units * C));
+    return parameter_grads ? partials.data() : nullptr;
+  };
+  auto add_partials = [&](std::int64_t units, const double* unit_dy, const double* unit_dy_xhat) {
     detail::for_ranges(C, parallel, 16, [&](std::int64_t first, std::int64_t end) {
       for (std::int64_t k = first; k < end; ++k) {
         double total_dy = 0.0, total_dy_xhat = 0.0;
-        for (std::int64_t n = 0; n < N; ++n) {
-          total_dy += sample_sum_dy[n * C + k];
-          total_dy_xhat += saved_inv_std[n * G + k / per_group] * sample_sum_dy_xc[n * C + k];
+        for (std::int64_t u = 0; u < units; ++u) {
+          total_dy += unit_dy[u * C + k];
+          total_dy_xhat += unit_dy_xhat[u * C + k];
         }
         if (dgamma) dgamma[k] = static_cast<float>(total_dy_xhat);
         if (dbeta) dbeta[k] = static_cast<float>(total_dy);
       }
     });
-    return;
-  }
-  // NC: per channel over the rows, in blocks of channels so each row's block is read at once.
-  constexpr std::int64_t block = 64;
-  detail::for_ranges((C + block - 1) / block, parallel, 1, [&](std::int64_t first_block, std::int64_t end_block) {
-    for (std::int64_t b = first_block; b < end_block; ++b) {
-      const std::int64_t c0 = b * block, width = std::min(block, C - c0);
-      double sum_dy[block] = {}, sum_dy_xhat[block] = {};
-      for (std::int64_t n = 0; n < N; ++n) {
-        const float* xs = x + n * C;
-        const float* dys = dy + n * C;
-        // The block in stretches of one group each, whose statistics are constants in the loop.
-        for (std::int64_t k0 = c0; k0 < c0 + width;) {
-          const std::int64_t g = k0 / per_group, k1 = std::min(c0 + width, (g + 1) * per_group);
-          const float mean = saved_mean[n * G + g], inv_std = saved_inv_std[n * G + g];
-          for (std::int64_t k = k0; k < k1; ++k) {
-            sum_dy[k - c0] += dys[k];
-            sum_dy_xhat[k - c0] += static_cast<double>(dys[k]) * ((xs[k] - mean) * inv_std);
+  };
+
+  if (S == 1) {
+    // NC: a group is one run of a row's channels. Rows go in fixed chunks, each adding its rows'
+    // dy and dy * xhat into partials of its own, so the tensor is read once.
+    constexpr std::int64_t rows_per_chunk = 32;
+    const std::int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;
+    double* chunk_dy = partial_buffers(chunks);
+    double* chunk_dy_xhat = parameter_grads ? chunk_dy + chunks * C : nullptr;
+    detail::for_ranges(chunks, parallel, 1, [&](std::int64_t first, std::int64_t end) {
+      ChannelArrays arrays(C);
+      float* g_row = arrays.scale.data();  // dy * gamma, one row at a time
+      for (std::int64_t chunk = first; chunk < end; ++chunk) {
+        double* part_dy = parameter_grads ? chunk_dy + chunk * C : nullptr;
+        double* part_dy_xhat = parameter_grads ? chunk_dy_xhat + chunk * C : nullptr;
+        if (parameter_grads) {
+          std::fill(part_dy, part_dy + C, 0.0);
+          std::fill(part_dy_xhat, part_dy_xhat + C, 0.0);
+        }
+        for (std::int64_t n = chunk * rows_per_chunk; n < std::min(N, (chunk + 1) * rows_per_chunk); ++n) {
+          const float* xn = x + n * C;
+          const float* dyn = dy + n * C;
+          for (std::int64_t g = 0; g < G; ++g) {
+            const std::int64_t c0 = g * per_group, c1 = c0 + per_group;
+            const float mean = saved_mean[n * G + g], inv_std = saved_inv_std[n * G + g];
+            if (parameter_grads)
+              for (std::int64_t k = c0; k < c1; ++k) {
+                part_dy[k] += dyn[k];
+                part_dy_xhat[k] += static_cast<double>(dyn[k]) * ((xn[k] - mean) * inv_std);
+              }
+            if (!dx) continue;
+            for (std::int64_t k = c0; k < c1; ++k) g_row[k] = dyn[k] * (gamma ? gamma[k] : 1.0f);
+            double sum_g = 0.0, sum_g_xc = 0.0;
+            loops::grad_sums_contiguous(xn + c0, g_row + c0, per_group, mean, 1.0f, 0.0f, false, sum_g, sum_g_xc);
+            float b, c;
+            coefficients(n, g, sum_g, sum_g_xc, b, c);
+            loops::grad_input_contiguous(xn + c0, g_row + c0, dx + n * C + c0, per_group, mean, inv_std, b, c, 1.0f,
+                                         0.0f, false, false);
           }
-          k0 = k1;
         }
       }
-      for (std::int64_t k = 0; k < width; ++k) {
-        if (dgamma) dgamma[c0 + k] = static_cast<float>(sum_dy_xhat[k]);
-        if (dbeta) dbeta[c0 + k] = static_cast<float>(sum_dy[k]);
+    });
+    if (parameter_grads) add_partials(chunks, chunk_dy, chunk_dy_xhat);
+    return;
+  }
+
+  // Images (NCHW, NHWC): per sample, the sums of dy and dy * (x - mean) per channel over its
+  // positions, then per group; they are also the sample's partials for dgamma and dbeta.
+  double* sample_dy = partial_buffers(N);
+  double* sample_dy_xhat = parameter_grads ? sample_dy + N * C : nullptr;
+  detail::for_ranges(N, parallel, 1, [&](std::int64_t first, std::int64_t end) {
+    ChannelArrays arrays(C);
+    for (std::int64_t n = first; n < end; ++n) {
+      const std::int64_t offset = n * C * S;
+      const float* xn = x + offset;
+      const float* dyn = dy + offset;
+      double* sum_dy = arrays.sum.data();
+      double* sum_dy_xc = arrays.sum_sq.data();
+      std::fill(sum_dy, sum_dy + C, 0.0);
+      std::fill(sum_dy_xc, sum_dy_xc + C, 0.0);
+      for (std::int64_t k = 0; k < C; ++k) arrays.centered[k] = saved_mean[n * G + k / per_group];
+      if (shape.layout == Layout::NCHW) {
+        for (std::int64_t k = 0; k < C; ++k)
+          loops::grad_sums_contiguous(xn + k * S, dyn + k * S, S, arrays.centered[k], 1.0f, 0.0f, false, sum_dy[k],
+                                      sum_dy_xc[k]);
+      } else {
+        loops::grad_sums_rows(xn, dyn, S, C, C, arrays.centered.data(), arrays.centered.data(), arrays.centered.data(),
+                              false, sum_dy, sum_dy_xc, row_walk);
+      }
+      if (parameter_grads)
+        for (std::int64_t k = 0; k < C; ++k) {
+          sample_dy[n * C + k] = sum_dy[k];
+          sample_dy_xhat[n * C + k] = saved_inv_std[n * G + k / per_group] * sum_dy_xc[k];
+        }
+      if (!dx) continue;
+      for (std::int64_t g = 0; g < G; ++g) {
+        double sum_g = 0.0, sum_g_xc = 0.0;
+        for (std::int64_t k = g * per_group; k < (g + 1) * per_group; ++k) {
+          const double gamma_k = gamma ? gamma[k] : 1.0;
+          sum_g += gamma_k * sum_dy[k];
+          sum_g_xc += gamma_k * sum_dy_xc[k];
+        }
+        float b, c;
+        coefficients(n, g, sum_g, sum_g_xc, b, c);
+        for (std::int64_t k = g * per_group; k < (g + 1) * per_group; ++k) {
+          arrays.scale[k] = (gamma ? gamma[k] : 1.0f) * saved_inv_std[n * G + g];  // a
+          arrays.shift[k] = b;
+          arrays.pivot[k] = c;
+        }
+      }
+      if (shape.layout == Layout::NCHW) {
+        for (std::int64_t k = 0; k < C; ++k)
+          loops::grad_input_contiguous(xn + k * S, dyn + k * S, dx + offset + k * S, S, arrays.centered[k],
+                                       arrays.scale[k], arrays.shift[k], arrays.pivot[k], 1.0f, 0.0f, false, false);
+      } else {
+        loops::grad_input_rows(xn, dyn, dx + offset, S, C, C, arrays.centered.data(), arrays.scale.data(),
+                               arrays.shift.data(), arrays.pivot.data(), arrays.centered.data(), arrays.centered.data(),
+                               false, false, row_walk);
       }
     }
   });
+  if (parameter_grads) add_partials(N, sample_dy, sample_dy_xhat);
 }
 
 }  // namespace bnlab::kernels
