@@ -13,9 +13,12 @@
 //   y = gamma[c] * (x - mean) * inv_std + beta[c]
 // Layer normalization over the last F features of each row is G = 1 on an NC view (N*rows, F).
 //
-// Sums are accumulated in double. Threads: OpenMP over (sample, group) pairs for y and dx and
-// over channels for dgamma and dbeta; every sum has an order fixed by the shape, so the bits
-// are the same on any thread count.
+// The passes are BatchNorm's vectorized loops (kernels/batchnorm_loops.hpp: moments about the
+// group's first value, 16 float lanes folded into double, the same bits at every vector width).
+// Threads: OpenMP over samples (layer normalization: fixed chunks of 32 rows) and, for dgamma
+// and dbeta, over channels adding the samples' (chunks') partial sums in order; every sum has an
+// order fixed by the shape, so the bits are the same on any thread count. Scratch arrays are kept
+// per thread and only grow.
 //
 // Errors: std::invalid_argument naming the argument and its value (non-positive dimensions, a
 // group count that does not divide C, epsilon <= 0 or not finite, a required pointer that is
