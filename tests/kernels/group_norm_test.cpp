@@ -187,6 +187,20 @@ TEST(GroupNorm, SameBitsOnOneAndTwoThreads) {
   EXPECT_TRUE(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
 }
 
+// Data far from zero against its spread (mean 1e4, std 0.1): the moments about the group's
+// first value keep the variance, which E[x^2] - E[x]^2 in float would lose entirely.
+TEST(GroupNorm, LargeMeanSmallSpreadKeepsItsPrecision) {
+  for (const Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    const GroupNormShape s{3, 8, layout == Layout::NC ? 1 : 49, layout, 2};
+    const auto n = static_cast<std::size_t>(s.size());
+    const std::vector<float> x = random_normal(n, 1e4f, 0.1f, 21);
+    std::vector<float> y(n), mean(6), inv_std(6);
+    kernels::group_norm_forward(s, x.data(), nullptr, nullptr, 1e-5f, y.data(), mean.data(), inv_std.data());
+    const std::vector<double> expected = reference_forward(s, to_double(x), {}, {}, 1e-5);
+    EXPECT_LE(worst_error(y, expected, 2e-3, 1e-3), 1.0) << to_string(layout);
+  }
+}
+
 TEST(GroupNorm, AGroupOfOneValueGivesBeta) {
   const GroupNormShape s{2, 3, 1, Layout::NC, 3};
   const std::vector<float> x{1.0f, -2.0f, 30.0f, 4.0f, 5.0f, 6.0f}, beta{0.5f, -0.25f, 2.0f};
