@@ -61,29 +61,6 @@ void check_groups(const GroupNormShape& shape, const char* who) {
                                             who, shape.groups, shape.channels));
 }
 
-// Calls visit(offset, channel, length, channel_step) for each contiguous run of the values of
-// sample n's group g: value j of a run sits at offset + j and belongs to channel
-// channel + j * channel_step. NCHW: one run per channel of the group (its S values); NC and
-// NHWC: one run per spatial position (the group's C/G channels). Runs come in memory order.
-template <class Visit>
-inline void for_each_run(const GroupNormShape& s, std::int64_t n, std::int64_t g, Visit&& visit) {
-  const std::int64_t per_group = s.channels_per_group(), first = g * per_group;
-  if (s.layout == Layout::NCHW) {
-    for (std::int64_t c = first; c < first + per_group; ++c) visit((n * s.channels + c) * s.spatial, c, s.spatial, 0);
-  } else {
-    for (std::int64_t i = 0; i < s.spatial; ++i) visit((n * s.spatial + i) * s.channels + first, first, per_group, 1);
-  }
-}
-
-// Runs body(sample, group) for every pair, spread over the threads when the tensor is large.
-template <class Body>
-void for_each_group(const GroupNormShape& s, Body&& body) {
-  const bool parallel = detail::worth_threads(s.size(), parallel_threshold);
-  detail::for_ranges(s.batch * s.groups, parallel, 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t t = begin; t < end; ++t) body(t / s.groups, t % s.groups);
-  });
-}
-
 }  // namespace
 
 void group_norm_forward(const GroupNormShape& shape, const float* x, const float* gamma, const float* beta,
