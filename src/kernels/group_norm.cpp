@@ -119,8 +119,8 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
           arrays.group_sum_sq[g] = sum_sq;
         }
       } else {
-        std::fill(arrays.sum.begin(), arrays.sum.end(), 0.0);
-        std::fill(arrays.sum_sq.begin(), arrays.sum_sq.end(), 0.0);
+        std::fill(arrays.sum.begin(), arrays.sum.begin() + C, 0.0);  // the arrays may be longer (they only grow)
+        std::fill(arrays.sum_sq.begin(), arrays.sum_sq.begin() + C, 0.0);
         loops::moments_rows(xn, S, C, C, arrays.pivot.data(), arrays.sum.data(), arrays.sum_sq.data(), row_walk);
         for (std::int64_t g = 0; g < G; ++g) {
           double sum = 0.0, sum_sq = 0.0;

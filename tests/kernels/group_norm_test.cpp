@@ -167,19 +167,25 @@ TEST(GroupNorm, ChannelsFirstAndLastAgree) {
   }
 }
 
-// Large enough to run on two threads: the bits equal one thread's.
-TEST(GroupNorm, SameBitsOnOneAndTwoThreads) {
-  const GroupNormShape s{4, 96, 14 * 14, Layout::NHWC, 8};
+// Large enough to run on two threads: the bits equal one thread's, in each layout (layer norm's
+// rows in several chunks of 32).
+class GroupNormThreads : public ::testing::TestWithParam<GroupNormShape> {};
+
+TEST_P(GroupNormThreads, SameBitsOnOneAndTwoThreads) {
+  const GroupNormShape s = GetParam();
+  const std::int64_t C = s.channels, stats = s.batch * s.groups;
   const auto n = static_cast<std::size_t>(s.size());
   const std::vector<float> x = random_normal(n, 0.5f, 2.0f, 7), dy = random_normal(n, 0.0f, 1.0f, 8);
-  const std::vector<float> gamma = random_normal(96, 1.0f, 0.3f, 9), beta = random_normal(96, 0.0f, 0.3f, 10);
+  const std::vector<float> gamma = random_normal(static_cast<std::size_t>(C), 1.0f, 0.3f, 9);
+  const std::vector<float> beta = random_normal(static_cast<std::size_t>(C), 0.0f, 0.3f, 10);
   auto run = [&](int threads) {
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
-    std::vector<float> out(2 * n + 2 * 96), mean(32), inv_std(32);
+    std::vector<float> out(2 * n + 2 * static_cast<std::size_t>(C)), mean(static_cast<std::size_t>(stats)),
+        inv_std(static_cast<std::size_t>(stats));
     kernels::group_norm_forward(s, x.data(), gamma.data(), beta.data(), 1e-3f, out.data(), mean.data(), inv_std.data());
     kernels::group_norm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), inv_std.data(), out.data() + n,
-                                 out.data() + 2 * n, out.data() + 2 * n + 96);
+                                 out.data() + 2 * n, out.data() + 2 * n + C);
     omp_set_num_threads(saved);
     return out;
   };
@@ -187,8 +193,12 @@ TEST(GroupNorm, SameBitsOnOneAndTwoThreads) {
   EXPECT_TRUE(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
 }
 
-// Data far from zero against its spread (mean 1e4, std 0.1): the moments about the group's
-// first value keep the variance, which E[x^2] - E[x]^2 in float would lose entirely.
+INSTANTIATE_TEST_SUITE_P(Layouts, GroupNormThreads,
+                         ::testing::Values(GroupNormShape{4, 96, 14 * 14, Layout::NHWC, 8},
+                                           GroupNormShape{4, 96, 14 * 14, Layout::NCHW, 8},
+                                           GroupNormShape{100, 512, 1, Layout::NC, 1},
+                                           GroupNormShape{100, 512, 1, Layout::NC, 4}));
+
 TEST(GroupNorm, LargeMeanSmallSpreadKeepsItsPrecision) {
   for (const Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
     const GroupNormShape s{3, 8, layout == Layout::NC ? 1 : 49, layout, 2};
