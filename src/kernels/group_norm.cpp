@@ -107,30 +107,36 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
         }
         continue;
       }
-      // NC and NHWC: S rows of C channels. With one row a group is one run of channels; with
-      // more, each channel's sums over the rows come first and the group adds its channels.
+      if (S == 1) {  // NC: a group is one run of a row's channels, normalized, then scaled and shifted
+        for (std::int64_t g = 0; g < G; ++g) {
+          const std::int64_t c0 = g * per_group;
+          const float pivot = xn[c0];
+          double sum = 0.0, sum_sq = 0.0;
+          loops::moments_contiguous(xn + c0, per_group, pivot, sum, sum_sq);
+          float centered, inv_std;
+          statistics(n, g, pivot, sum, sum_sq, centered, inv_std);
+          loops::normalize_contiguous(xn + c0, yn + c0, per_group, pivot, centered, inv_std, 0.0f, false, false);
+          if (gamma || beta)
+            for (std::int64_t c = c0; c < c0 + per_group; ++c)
+              yn[c] = yn[c] * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+        }
+        continue;
+      }
+      // NHWC: S rows of C channels; each channel's sums over the rows come first, then the group
+      // adds its channels.
       for (std::int64_t g = 0; g < G; ++g)
         for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c) arrays.pivot[c] = xn[g * per_group];
-      if (S == 1) {
-        for (std::int64_t g = 0; g < G; ++g) {
-          double sum = 0.0, sum_sq = 0.0;
-          loops::moments_contiguous(xn + g * per_group, per_group, arrays.pivot[g * per_group], sum, sum_sq);
-          arrays.group_sum[g] = sum;
-          arrays.group_sum_sq[g] = sum_sq;
+      std::fill(arrays.sum.begin(), arrays.sum.begin() + C, 0.0);  // the arrays may be longer (they only grow)
+      std::fill(arrays.sum_sq.begin(), arrays.sum_sq.begin() + C, 0.0);
+      loops::moments_rows(xn, S, C, C, arrays.pivot.data(), arrays.sum.data(), arrays.sum_sq.data(), row_walk);
+      for (std::int64_t g = 0; g < G; ++g) {
+        double sum = 0.0, sum_sq = 0.0;
+        for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c) {
+          sum += arrays.sum[c];
+          sum_sq += arrays.sum_sq[c];
         }
-      } else {
-        std::fill(arrays.sum.begin(), arrays.sum.begin() + C, 0.0);  // the arrays may be longer (they only grow)
-        std::fill(arrays.sum_sq.begin(), arrays.sum_sq.begin() + C, 0.0);
-        loops::moments_rows(xn, S, C, C, arrays.pivot.data(), arrays.sum.data(), arrays.sum_sq.data(), row_walk);
-        for (std::int64_t g = 0; g < G; ++g) {
-          double sum = 0.0, sum_sq = 0.0;
-          for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c) {
-            sum += arrays.sum[c];
-            sum_sq += arrays.sum_sq[c];
-          }
-          arrays.group_sum[g] = sum;
-          arrays.group_sum_sq[g] = sum_sq;
-        }
+        arrays.group_sum[g] = sum;
+        arrays.group_sum_sq[g] = sum_sq;
       }
       for (std::int64_t g = 0; g < G; ++g) {
         float centered, inv_std;
