@@ -29,12 +29,6 @@ constexpr std::int64_t parallel_threshold = std::int64_t{1} << 15;
 // Outputs at least this large are written with non-temporal stores: they cannot stay in cache
 // for the next layer anyway, and streaming skips the read-for-ownership of every line.
 constexpr std::int64_t streaming_threshold_bytes = std::int64_t{16} << 20;
-// Tensors at least this large walk their wide rows in address order (the loops' row_walk) in
-// the statistics and the input-gradient pass; smaller ones use blocks of registers. Measured
-// on 1024-channel rows, 2 threads: from memory the walk wins at every size from 1 MiB, but in
-// cache the statistics in blocks are faster up to 2 MiB (35 against 42-53 us for 512 rows, warm)
-// and equal from 4 MiB (59-66 us either way, 1024 rows). 32x300: 2.2 us in blocks, 2.5 walking.
-constexpr std::int64_t row_walk_threshold_bytes = std::int64_t{4} << 20;
 // The backward's sums walk rows from a lower size when a row is a multiple of 4 KiB long: the
 // register blocks' 16-row tiles then put every row's lines in the same L1 set. From 1 MiB the
 // backward of such rows is faster walking, in cache or not (256x1024: 55 against 58-72 us warm,
@@ -79,7 +73,7 @@ struct Plan {
     parallel = shape.size() >= parallel_threshold;
     const std::int64_t bytes = shape.size() * float_bytes;
     stream = bytes >= streaming_threshold_bytes;
-    row_walk = bytes >= row_walk_threshold_bytes;
+    row_walk = bytes >= loops::row_walk_threshold_bytes;
     const bool same_set_rows = row_order && C * float_bytes % same_set_row_bytes == 0;
     sums_row_walk = row_walk || (same_set_rows && bytes >= sums_row_walk_threshold_bytes);
     per_channel = !row_order && groups == 1;

@@ -16,8 +16,6 @@ namespace {
 
 // Below this many values a call runs on the calling thread (a parallel region costs more).
 constexpr std::int64_t parallel_threshold = 1 << 15;
-// BatchNorm's rule for its row loops: walk the rows of tensors read from memory.
-constexpr std::int64_t row_walk_threshold_bytes = std::int64_t{4} << 20;
 
 // One thread's per-channel and per-group arrays for one sample at a time. Kept per thread and
 // only grown, so calls after the widest one allocate nothing.
@@ -28,31 +26,26 @@ struct ChannelArrays {
   std::vector<float>& shift;
   std::vector<double>& sum;
   std::vector<double>& sum_sq;
-  std::vector<double>& group_sum;
-  std::vector<double>& group_sum_sq;
   explicit ChannelArrays(std::int64_t channels)
       : pivot(grown(pivot_, channels)),
         centered(grown(centered_, channels)),
         scale(grown(scale_, channels)),
         shift(grown(shift_, channels)),
         sum(grown(sum_, channels)),
-        sum_sq(grown(sum_sq_, channels)),
-        group_sum(grown(group_sum_, channels)),
-        group_sum_sq(grown(group_sum_sq_, channels)) {}
+        sum_sq(grown(sum_sq_, channels)) {}
 
-private:
+ private:
   template <class T>
   static std::vector<T>& grown(std::vector<T>& v, std::int64_t count) {
     if (v.size() < static_cast<std::size_t>(count)) v.resize(static_cast<std::size_t>(count));
     return v;
   }
   static thread_local std::vector<float> pivot_, centered_, scale_, shift_;
-  static thread_local std::vector<double> sum_, sum_sq_, group_sum_, group_sum_sq_;
+  static thread_local std::vector<double> sum_, sum_sq_;
 };
 thread_local std::vector<float> ChannelArrays::pivot_, ChannelArrays::centered_, ChannelArrays::scale_,
     ChannelArrays::shift_;
-thread_local std::vector<double> ChannelArrays::sum_, ChannelArrays::sum_sq_, ChannelArrays::group_sum_,
-    ChannelArrays::group_sum_sq_;
+thread_local std::vector<double> ChannelArrays::sum_, ChannelArrays::sum_sq_;
 
 void check_groups(const GroupNormShape& shape, const char* who) {
   detail::check_shape(BatchNormShape{shape.batch, shape.channels, shape.spatial, shape.layout}, who);
@@ -74,7 +67,7 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
   detail::check_pointer(saved_inv_std, "saved_inv_std", who);
   const std::int64_t C = shape.channels, S = shape.spatial, G = shape.groups, per_group = shape.channels_per_group();
   const double m = static_cast<double>(shape.count_per_group());
-  const bool row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= row_walk_threshold_bytes;
+  const bool row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= loops::row_walk_threshold_bytes;
   // The moments are taken about a pivot, the group's first value (BatchNorm's loops, which sum
   // 16 float lanes into double in a fixed order): var = E[(x - p)^2] - E[x - p]^2 keeps its
   // precision for data far from zero, and one pass suffices.
@@ -135,12 +128,8 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
           sum += arrays.sum[c];
           sum_sq += arrays.sum_sq[c];
         }
-        arrays.group_sum[g] = sum;
-        arrays.group_sum_sq[g] = sum_sq;
-      }
-      for (std::int64_t g = 0; g < G; ++g) {
         float centered, inv_std;
-        statistics(n, g, arrays.pivot[g * per_group], arrays.group_sum[g], arrays.group_sum_sq[g], centered, inv_std);
+        statistics(n, g, arrays.pivot[g * per_group], sum, sum_sq, centered, inv_std);
         for (std::int64_t c = g * per_group; c < (g + 1) * per_group; ++c) {
           arrays.centered[c] = centered;
           arrays.scale[c] = (gamma ? gamma[c] : 1.0f) * inv_std;
@@ -166,7 +155,7 @@ void group_norm_backward(const GroupNormShape& shape, const float* x, const floa
   const std::int64_t N = shape.batch, G = shape.groups, C = shape.channels, S = shape.spatial;
   const std::int64_t per_group = shape.channels_per_group();
   const double m = static_cast<double>(shape.count_per_group());
-  const bool row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= row_walk_threshold_bytes;
+  const bool row_walk = shape.size() * static_cast<std::int64_t>(sizeof(float)) >= loops::row_walk_threshold_bytes;
   const bool parallel = detail::worth_threads(shape.size(), parallel_threshold);
   const bool parameter_grads = dgamma || dbeta;
   // From a group's sums of g = dy * gamma and g * (x - mean):

@@ -11,9 +11,7 @@ Activation::Activation(const std::string& activation)
     : stage_(detail::parse_activation(activation, "Activation"), kernels::leaky_relu_function_alpha) {}
 
 Shape Activation::build(const Shape& input_shape, Rng& /*rng*/) {
-  if (input_shape.empty() || input_shape.size() > 3)
-    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
-                                            detail::describe(*this), detail::batch_shape_string(input_shape)));
+  detail::check_input_rank(*this, input_shape, 1, 3);
   input_shape_ = input_shape;
   output_shape_ = input_shape;
   built_ = true;

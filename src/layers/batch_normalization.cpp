@@ -20,8 +20,7 @@ BatchNormalizationOptions BatchNormalizationOptions::pytorch_defaults() {
 
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options) : options_(std::move(options)) {
   const auto& o = options_;
-  if (!(o.epsilon > 0.0f) || !std::isfinite(o.epsilon))
-    throw std::invalid_argument(fmt::format("BatchNormalization: epsilon is {}, expected a finite value > 0", o.epsilon));
+  detail::check_epsilon("BatchNormalization", o.epsilon);
   if (o.momentum && !(*o.momentum >= 0.0f && *o.momentum <= 1.0f))
     throw std::invalid_argument(fmt::format("BatchNormalization: momentum is {}, expected in [0, 1]", *o.momentum));
   if (!o.momentum && o.convention == BatchNormConvention::keras)
@@ -39,20 +38,15 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options) : opti
 }
 
 Shape BatchNormalization::build(const Shape& input_shape, Rng& rng) {
-  const int rank = static_cast<int>(input_shape.size());
-  const std::string shape = detail::batch_shape_string(input_shape);
-  if (rank < options_.min_input_rank || rank > options_.max_input_rank)
-    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected {} to {} dimensions after the batch",
-                                            detail::describe(*this), shape, options_.min_input_rank,
-                                            options_.max_input_rank));
+  detail::check_input_rank(*this, input_shape, options_.min_input_rank, options_.max_input_rank);
   const detail::ChannelGeometry geometry = detail::channel_geometry(*this, input_shape, options_.axis);
   channels_ = geometry.channels;
   spatial_ = geometry.spatial;
   kernel_layout_ = geometry.layout;
   if (options_.num_features && *options_.num_features != channels_)
     throw std::invalid_argument(fmt::format("{}: num_features is {}, but input {} has {} channels on axis {}",
-                                            detail::describe(*this), *options_.num_features, shape, channels_,
-                                            options_.axis));
+                                            detail::describe(*this), *options_.num_features,
+                                            detail::batch_shape_string(input_shape), channels_, options_.axis));
   const std::int64_t C = channels_;
   if (options_.scale) initializers::create_trainable(gamma_, {C}, options_.gamma_initializer, C, C, rng);
   if (options_.center) initializers::create_trainable(beta_, {C}, options_.beta_initializer, C, C, rng);

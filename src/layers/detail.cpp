@@ -135,12 +135,28 @@ void check_input(const Layer& layer, const Tensor& x, const Shape& sample_shape,
                                             batch_shape_string(sample_shape)));
 }
 
-ChannelGeometry channel_geometry(const Layer& layer, const Shape& input_shape, int axis) {
-  const int rank = static_cast<int>(input_shape.size());
+void check_input_rank(const Layer& layer, const Shape& input_shape, int min_rank, int max_rank) {
+  const auto rank = static_cast<int>(input_shape.size());
+  if (rank < min_rank || rank > max_rank)
+    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected {} to {} dimensions after the batch",
+                                            describe(layer), batch_shape_string(input_shape), min_rank, max_rank));
+}
+
+void check_positive_dimensions(const Layer& layer, const Shape& input_shape) {
   for (std::int64_t d : input_shape)
     if (d < 1)
       throw std::invalid_argument(fmt::format("{}: input shape is {}, expected every dimension >= 1", describe(layer),
                                               batch_shape_string(input_shape)));
+}
+
+void check_epsilon(const std::string& who, float epsilon) {
+  if (!(epsilon > 0.0f) || !std::isfinite(epsilon))
+    throw std::invalid_argument(fmt::format("{}: epsilon is {}, expected a finite value > 0", who, epsilon));
+}
+
+ChannelGeometry channel_geometry(const Layer& layer, const Shape& input_shape, int axis) {
+  const int rank = static_cast<int>(input_shape.size());
+  check_positive_dimensions(layer, input_shape);
   // Keras numbers the axes of the batched tensor: 0 is the batch, rank is the last.
   const int resolved = axis < 0 ? axis + rank + 1 : axis;
   ChannelGeometry geometry;

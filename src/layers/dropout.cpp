@@ -15,9 +15,7 @@ Dropout::Dropout(float rate, std::optional<std::uint64_t> seed) : rate_(rate), c
 }
 
 Shape Dropout::build(const Shape& input_shape, Rng& rng) {
-  if (input_shape.empty() || input_shape.size() > 3)
-    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
-                                            detail::describe(*this), detail::batch_shape_string(input_shape)));
+  detail::check_input_rank(*this, input_shape, 1, 3);
   seed_ = configured_seed_ ? *configured_seed_ : rng();
   step_ = 0;
   if (resume_) {

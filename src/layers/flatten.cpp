@@ -10,13 +10,8 @@ namespace bnlab {
 
 Shape Flatten::build(const Shape& input_shape, Rng& /*rng*/) {
   // Tensor's rank limit of 4 leaves 3 dimensions per sample.
-  if (input_shape.empty() || input_shape.size() > 3)
-    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
-                                            detail::describe(*this), detail::batch_shape_string(input_shape)));
-  for (std::int64_t d : input_shape)
-    if (d < 1)
-      throw std::invalid_argument(fmt::format("{}: input shape is {}, expected every dimension >= 1",
-                                              detail::describe(*this), detail::batch_shape_string(input_shape)));
+  detail::check_input_rank(*this, input_shape, 1, 3);
+  detail::check_positive_dimensions(*this, input_shape);
   input_shape_ = input_shape;
   output_shape_ = {detail::element_count(*this, input_shape)};
   flat_batch_shape_ = {0, output_shape_[0]};

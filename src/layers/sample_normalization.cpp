@@ -19,8 +19,7 @@ SampleNormalization::SampleNormalization(const char* type, float epsilon, bool c
       scale_(scale),
       beta_initializer_(std::move(beta_initializer)),
       gamma_initializer_(std::move(gamma_initializer)) {
-  if (!(epsilon_ > 0.0f) || !std::isfinite(epsilon_))
-    throw std::invalid_argument(fmt::format("{}: epsilon is {}, expected a finite value > 0", type, epsilon_));
+  detail::check_epsilon(type, epsilon_);
   initializers::check(beta_initializer_, type, "beta_initializer");
   initializers::check(gamma_initializer_, type, "gamma_initializer");
 }
@@ -109,12 +108,8 @@ LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
 Shape LayerNormalization::build(const Shape& input_shape, Rng& rng) {
   const int rank = static_cast<int>(input_shape.size());
   const std::string shape = detail::batch_shape_string(input_shape);
-  if (rank < 1 || rank > 3)
-    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
-                                            detail::describe(*this), shape));
-  if (std::any_of(input_shape.begin(), input_shape.end(), [](std::int64_t d) { return d < 1; }))
-    throw std::invalid_argument(
-        fmt::format("{}: input shape is {}, expected every dimension >= 1", detail::describe(*this), shape));
+  detail::check_input_rank(*this, input_shape, 1, 3);
+  detail::check_positive_dimensions(*this, input_shape);
   std::vector<int> axes;
   for (int a : options_.axis) axes.push_back(a < 0 ? a + rank + 1 : a);
   std::sort(axes.begin(), axes.end());
@@ -161,9 +156,7 @@ GroupNormalization::GroupNormalization(GroupNormalizationOptions options)
 
 Shape GroupNormalization::build(const Shape& input_shape, Rng& rng) {
   const std::string shape = detail::batch_shape_string(input_shape);
-  if (input_shape.empty() || input_shape.size() > 3)
-    throw std::invalid_argument(fmt::format("{}: input shape is {}, expected 1 to 3 dimensions after the batch",
-                                            detail::describe(*this), shape));
+  detail::check_input_rank(*this, input_shape, 1, 3);
   const detail::ChannelGeometry geometry = detail::channel_geometry(*this, input_shape, options_.axis);
   if (options_.num_channels && *options_.num_channels != geometry.channels)
     throw std::invalid_argument(fmt::format("{}: num_channels is {}, but input {} has {} channels on axis {}",

@@ -76,6 +76,14 @@ Shape sample_shape_of(const Tensor& x);
 bool has_sample_shape(const Tensor& x, const Shape& sample_shape);
 std::int64_t element_count(const Layer& layer, const Shape& shape);  // throws past 2^40
 
+// Throws std::invalid_argument "<layer>: input shape is (None, ...), expected <min> to <max>
+// dimensions after the batch" for a per-sample rank outside [min_rank, max_rank].
+void check_input_rank(const Layer& layer, const Shape& input_shape, int min_rank, int max_rank);
+// Throws std::invalid_argument "<layer>: input shape is (None, ...), expected every dimension >= 1".
+void check_positive_dimensions(const Layer& layer, const Shape& input_shape);
+// Throws std::invalid_argument "<who>: epsilon is <value>, expected a finite value > 0".
+void check_epsilon(const std::string& who, float epsilon);
+
 // Throws std::logic_error unless the layer was built.
 void require_built(const Layer& layer, const char* call);
 // Throws std::invalid_argument unless x is (batch, *sample_shape) with batch >= 1.
