@@ -26,9 +26,6 @@ using detail::check_shape;
 constexpr auto float_bytes = static_cast<std::int64_t>(sizeof(float));
 // Below this many elements a parallel region costs more than it saves (the seed MLP's 32x300).
 constexpr std::int64_t parallel_threshold = std::int64_t{1} << 15;
-// Outputs at least this large are written with non-temporal stores: they cannot stay in cache
-// for the next layer anyway, and streaming skips the read-for-ownership of every line.
-constexpr std::int64_t streaming_threshold_bytes = std::int64_t{16} << 20;
 // The backward's sums walk rows from a lower size when a row is a multiple of 4 KiB long: the
 // register blocks' 16-row tiles then put every row's lines in the same L1 set. From 1 MiB the
 // backward of such rows is faster walking, in cache or not (256x1024: 55 against 58-72 us warm,
@@ -72,7 +69,7 @@ struct Plan {
     }
     parallel = shape.size() >= parallel_threshold;
     const std::int64_t bytes = shape.size() * float_bytes;
-    stream = bytes >= streaming_threshold_bytes;
+    stream = bytes >= loops::streaming_threshold_bytes;
     row_walk = bytes >= loops::row_walk_threshold_bytes;
     const bool same_set_rows = row_order && C * float_bytes % same_set_row_bytes == 0;
     sums_row_walk = row_walk || (same_set_rows && bytes >= sums_row_walk_threshold_bytes);

@@ -779,14 +779,107 @@ void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64
     grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
 }
 
+// Layer norm's backward over one row's run of channels (header). The float partials of
+// acc_dy and acc_dy_xhat are read and written in place: the run is in L1 after the first pass.
+template <bool has_gamma, bool accumulate>
+BNLAB_INLINE void grad_sums_across_channels_body(const float* x, const float* dy, const float* gamma, std::int64_t len,
+                                                 float mean, float inv_std, double& sum_g, double& sum_g_xc,
+                                                 float* acc_dy, float* acc_dy_xhat, std::int64_t next_run) {
+  const rvec m = rbroadcast(mean), s = rbroadcast(inv_std);
+  contiguous_sums(
+      len, sum_g, sum_g_xc,
+      [&](std::int64_t i, rvec(&a)[parts], rvec(&b)[parts]) BNLAB_LAMBDA_INLINE {
+        prefetch_line(x + i, next_run);
+        prefetch_line(dy + i, next_run);
+#pragma GCC unroll 4
+        for (int part = 0; part < parts; ++part) {
+          const std::int64_t k = i + part * rlanes;
+          const rvec xc = rload(x + k) - m;
+          const rvec d = rload(dy + k);
+          if constexpr (accumulate) {
+            store<false>(acc_dy + k, rload(acc_dy + k) + d);
+            store<false>(acc_dy_xhat + k, rload(acc_dy_xhat + k) + d * (xc * s));
+          }
+          const rvec g = has_gamma ? d * rload(gamma + k) : d;
+          a[part] += g;
+          b[part] += g * xc;
+        }
+      },
+      [&](std::int64_t i, double& a, double& b) BNLAB_LAMBDA_INLINE {
+        const float xc = x[i] - mean;
+        const float d = dy[i];
+        if constexpr (accumulate) {
+          acc_dy[i] += d;
+          acc_dy_xhat[i] += d * (xc * inv_std);
+        }
+        const float g = has_gamma ? d * gamma[i] : d;
+        a += g;
+        b += g * xc;
+      });
+}
+
+void grad_sums_across_channels_impl(const float* x, const float* dy, const float* gamma, std::int64_t len, float mean,
+                                    float inv_std, double& sum_g, double& sum_g_xc, float* acc_dy, float* acc_dy_xhat,
+                                    std::int64_t next_run) {
+  if (gamma && acc_dy)
+    grad_sums_across_channels_body<true, true>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
+                                               next_run);
+  else if (gamma)
+    grad_sums_across_channels_body<true, false>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
+                                                next_run);
+  else if (acc_dy)
+    grad_sums_across_channels_body<false, true>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
+                                                next_run);
+  else
+    grad_sums_across_channels_body<false, false>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
+                                                 next_run);
+}
+
+template <bool has_gamma, bool stream>
+BNLAB_INLINE void grad_input_across_channels_body(const float* x, const float* dy, const float* gamma, float* dx,
+                                                  std::int64_t len, float mean, float inv_std, float b, float c) {
+  auto scalar = [&](std::int64_t i) BNLAB_LAMBDA_INLINE {
+    const float g = has_gamma ? dy[i] * gamma[i] : dy[i];
+    dx[i] = g * inv_std + (x[i] - mean) * b + c;
+  };
+  std::int64_t i = 0;
+  if constexpr (stream)  // whole lines only: up to the first line boundary one by one
+    for (; i < len && !simd::line_aligned(dx + i); ++i) scalar(i);
+  const rvec m = rbroadcast(mean), va = rbroadcast(inv_std), vb = rbroadcast(b), vc = rbroadcast(c);
+  constexpr std::int64_t step = stream ? simd::lanes : rlanes;
+  for (; i + step <= len; i += step) {
+#pragma GCC unroll 4
+    for (std::int64_t k = i; k < i + step; k += rlanes) {
+      const rvec g = has_gamma ? rload(dy + k) * rload(gamma + k) : rload(dy + k);
+      store<stream>(dx + k, g * va + (rload(x + k) - m) * vb + vc);
+    }
+  }
+  for (; i < len; ++i) scalar(i);
+}
+
+void grad_input_across_channels_impl(const float* x, const float* dy, const float* gamma, float* dx, std::int64_t len,
+                                     float mean, float inv_std, float b, float c, bool stream) {
+  if (gamma && stream)
+    grad_input_across_channels_body<true, true>(x, dy, gamma, dx, len, mean, inv_std, b, c);
+  else if (gamma)
+    grad_input_across_channels_body<true, false>(x, dy, gamma, dx, len, mean, inv_std, b, c);
+  else if (stream)
+    grad_input_across_channels_body<false, true>(x, dy, gamma, dx, len, mean, inv_std, b, c);
+  else
+    grad_input_across_channels_body<false, false>(x, dy, gamma, dx, len, mean, inv_std, b, c);
+}
+
 }  // namespace
 
 // This file is compiled once per instruction set (CMakeLists.txt: -mavx512f, -mavx2, baseline),
 // each object defining its own table; batchnorm_loops_dispatch.cpp picks one at run time.
 extern const LoopTable BNLAB_LOOPS_TABLE;
 const LoopTable BNLAB_LOOPS_TABLE = {
-    moments_contiguous_impl,   moments_rows_impl,   normalize_contiguous_impl,  normalize_rows_impl,
-    grad_sums_contiguous_impl, grad_sums_rows_impl, grad_input_contiguous_impl, grad_input_rows_impl,
+    moments_contiguous_impl,        moments_rows_impl,
+    normalize_contiguous_impl,      normalize_rows_impl,
+    grad_sums_contiguous_impl,      grad_sums_rows_impl,
+    grad_input_contiguous_impl,     grad_input_rows_impl,
+    grad_sums_across_channels_impl, grad_input_across_channels_impl,
 };
 
 }  // namespace bnlab::kernels::loops

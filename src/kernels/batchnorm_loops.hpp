@@ -59,12 +59,30 @@ void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t ro
                      std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
                      const float* scale, const float* shift, bool relu, bool stream, bool row_walk);
 
+// Layer norm and group norm on NC: a run of one sample's channels that share one mean and
+// inverse standard deviation, gamma per channel (null: 1), g = dy * gamma.
+// Sums: sum_g += sum(g), sum_g_xc += sum(g * (x - mean)), in the contiguous loops' fixed lane
+// order. Where acc_dy is not null it also adds each channel's dbeta and dgamma terms in float:
+// acc_dy[k] += dy[k], acc_dy_xhat[k] += dy[k] * ((x[k] - mean) * inv_std). next_run: as
+// next_plane, the distance to the run the caller reads next (the next row's), or 0.
+void grad_sums_across_channels(const float* x, const float* dy, const float* gamma, std::int64_t len, float mean,
+                               float inv_std, double& sum_g, double& sum_g_xc, float* acc_dy, float* acc_dy_xhat,
+                               std::int64_t next_run = 0);
+// dx = g * inv_std + (x - mean) * b + c; stream as above.
+void grad_input_across_channels(const float* x, const float* dy, const float* gamma, float* dx, std::int64_t len,
+                                float mean, float inv_std, float b, float c, bool stream);
+
 // Tensors at least this large walk their wide rows in address order (the loops' row_walk) in
 // the statistics and the input-gradient pass; smaller ones use blocks of registers. Measured
 // on 1024-channel rows, 2 threads: from memory the walk wins at every size from 1 MiB, but in
 // cache the statistics in blocks are faster up to 2 MiB (35 against 42-53 us for 512 rows, warm)
 // and equal from 4 MiB (59-66 us either way, 1024 rows). 32x300: 2.2 us in blocks, 2.5 walking.
 inline constexpr std::int64_t row_walk_threshold_bytes = std::int64_t{4} << 20;
+
+// Outputs at least this large are written with non-temporal stores (the loops' stream): they
+// cannot stay in cache for the next layer anyway, and streaming skips the read-for-ownership of
+// every line.
+inline constexpr std::int64_t streaming_threshold_bytes = std::int64_t{16} << 20;
 
 // The widest instruction set the loops run with on this CPU: "avx512f", "avx2" or "x86-64".
 const char* selected_instruction_set();

@@ -81,6 +81,17 @@ void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t ro
                                   row_walk);
 }
 
+void grad_sums_across_channels(const float* x, const float* dy, const float* gamma, std::int64_t len, float mean,
+                               float inv_std, double& sum_g, double& sum_g_xc, float* acc_dy, float* acc_dy_xhat,
+                               std::int64_t next_run) {
+  chosen().table->grad_sums_across_channels(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
+                                            next_run);
+}
+void grad_input_across_channels(const float* x, const float* dy, const float* gamma, float* dx, std::int64_t len,
+                                float mean, float inv_std, float b, float c, bool stream) {
+  chosen().table->grad_input_across_channels(x, dy, gamma, dx, len, mean, inv_std, b, c, stream);
+}
+
 const char* selected_instruction_set() { return chosen().name; }
 
 }  // namespace bnlab::kernels::loops

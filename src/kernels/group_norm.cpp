@@ -1,6 +1,7 @@
 #include "bnlab/kernels/group_norm.hpp"
 
 #include <fmt/format.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -175,29 +176,42 @@ void group_norm_backward(const GroupNormShape& shape, const float* x, const floa
     return parameter_grads ? partials.data() : nullptr;
   };
   auto add_partials = [&](std::int64_t units, const double* unit_dy, const double* unit_dy_xhat) {
-    detail::for_ranges(C, parallel, 16, [&](std::int64_t first, std::int64_t end) {
-      for (std::int64_t k = first; k < end; ++k) {
-        double total_dy = 0.0, total_dy_xhat = 0.0;
-        for (std::int64_t u = 0; u < units; ++u) {
-          total_dy += unit_dy[u * C + k];
-          total_dy_xhat += unit_dy_xhat[u * C + k];
+    // A block of channels at a time, each unit's run of the block read in address order (a
+    // column walk strides C doubles a unit); each channel still adds its units in order.
+    constexpr std::int64_t block = 64;
+    detail::for_ranges((C + block - 1) / block, parallel, 1, [&](std::int64_t first, std::int64_t end) {
+      for (std::int64_t k0 = first * block; k0 < std::min(C, end * block); k0 += block) {
+        const std::int64_t width = std::min(block, C - k0);
+        double total_dy[block] = {}, total_dy_xhat[block] = {};
+        for (std::int64_t u = 0; u < units; ++u)
+          for (std::int64_t j = 0; j < width; ++j) {
+            total_dy[j] += unit_dy[u * C + k0 + j];
+            total_dy_xhat[j] += unit_dy_xhat[u * C + k0 + j];
+          }
+        for (std::int64_t j = 0; j < width; ++j) {
+          if (dgamma) dgamma[k0 + j] = static_cast<float>(total_dy_xhat[j]);
+          if (dbeta) dbeta[k0 + j] = static_cast<float>(total_dy[j]);
         }
-        if (dgamma) dgamma[k] = static_cast<float>(total_dy_xhat);
-        if (dbeta) dbeta[k] = static_cast<float>(total_dy);
       }
     });
   };
 
   if (S == 1) {
     // NC: a group is one run of a row's channels. Rows go in fixed chunks, each adding its rows'
-    // dy and dy * xhat into partials of its own, so the tensor is read once.
-    constexpr std::int64_t rows_per_chunk = 32;
+    // dy and dy * xhat into partials of its own, so the tensor is read once: in float over a
+    // fold of rows (as BatchNorm's row loops), then into the chunk's double partials.
+    constexpr std::int64_t rows_per_chunk = 32, rows_per_fold = 16;
     const std::int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;
     double* chunk_dy = partial_buffers(chunks);
     double* chunk_dy_xhat = parameter_grads ? chunk_dy + chunks * C : nullptr;
+    // dx streamed past the caches when large; each thread fences its own stores before the
+    // region ends, as BatchNorm's tasks do.
+    const bool stream =
+        dx && shape.size() * static_cast<std::int64_t>(sizeof(float)) >= loops::streaming_threshold_bytes;
     detail::for_ranges(chunks, parallel, 1, [&](std::int64_t first, std::int64_t end) {
       ChannelArrays arrays(C);
-      float* g_row = arrays.scale.data();  // dy * gamma, one row at a time
+      float* fold_dy = parameter_grads ? arrays.scale.data() : nullptr;
+      float* fold_dy_xhat = parameter_grads ? arrays.shift.data() : nullptr;
       for (std::int64_t chunk = first; chunk < end; ++chunk) {
         double* part_dy = parameter_grads ? chunk_dy + chunk * C : nullptr;
         double* part_dy_xhat = parameter_grads ? chunk_dy_xhat + chunk * C : nullptr;
@@ -205,28 +219,37 @@ void group_norm_backward(const GroupNormShape& shape, const float* x, const floa
           std::fill(part_dy, part_dy + C, 0.0);
           std::fill(part_dy_xhat, part_dy_xhat + C, 0.0);
         }
-        for (std::int64_t n = chunk * rows_per_chunk; n < std::min(N, (chunk + 1) * rows_per_chunk); ++n) {
-          const float* xn = x + n * C;
-          const float* dyn = dy + n * C;
-          for (std::int64_t g = 0; g < G; ++g) {
-            const std::int64_t c0 = g * per_group, c1 = c0 + per_group;
-            const float mean = saved_mean[n * G + g], inv_std = saved_inv_std[n * G + g];
-            if (parameter_grads)
-              for (std::int64_t k = c0; k < c1; ++k) {
-                part_dy[k] += dyn[k];
-                part_dy_xhat[k] += static_cast<double>(dyn[k]) * ((xn[k] - mean) * inv_std);
-              }
-            if (!dx) continue;
-            for (std::int64_t k = c0; k < c1; ++k) g_row[k] = dyn[k] * (gamma ? gamma[k] : 1.0f);
-            double sum_g = 0.0, sum_g_xc = 0.0;
-            loops::grad_sums_contiguous(xn + c0, g_row + c0, per_group, mean, 1.0f, 0.0f, false, sum_g, sum_g_xc);
-            float b, c;
-            coefficients(n, g, sum_g, sum_g_xc, b, c);
-            loops::grad_input_contiguous(xn + c0, g_row + c0, dx + n * C + c0, per_group, mean, inv_std, b, c, 1.0f,
-                                         0.0f, false, false);
+        const std::int64_t chunk_end = std::min(N, (chunk + 1) * rows_per_chunk);
+        for (std::int64_t fold = chunk * rows_per_chunk; fold < chunk_end; fold += rows_per_fold) {
+          if (parameter_grads) {
+            std::fill(fold_dy, fold_dy + C, 0.0f);
+            std::fill(fold_dy_xhat, fold_dy_xhat + C, 0.0f);
           }
+          for (std::int64_t n = fold; n < std::min(chunk_end, fold + rows_per_fold); ++n) {
+            const float* xn = x + n * C;
+            const float* dyn = dy + n * C;
+            for (std::int64_t g = 0; g < G; ++g) {
+              const std::int64_t c0 = g * per_group;
+              const float mean = saved_mean[n * G + g], inv_std = saved_inv_std[n * G + g];
+              double sum_g = 0.0, sum_g_xc = 0.0;
+              loops::grad_sums_across_channels(xn + c0, dyn + c0, gamma ? gamma + c0 : nullptr, per_group, mean,
+                                               inv_std, sum_g, sum_g_xc, parameter_grads ? fold_dy + c0 : nullptr,
+                                               parameter_grads ? fold_dy_xhat + c0 : nullptr, n + 1 < N ? C : 0);
+              if (!dx) continue;
+              float b, c;
+              coefficients(n, g, sum_g, sum_g_xc, b, c);
+              loops::grad_input_across_channels(xn + c0, dyn + c0, gamma ? gamma + c0 : nullptr, dx + n * C + c0,
+                                                per_group, mean, inv_std, b, c, stream);
+            }
+          }
+          if (parameter_grads)
+            for (std::int64_t k = 0; k < C; ++k) {
+              part_dy[k] += fold_dy[k];
+              part_dy_xhat[k] += fold_dy_xhat[k];
+            }
         }
       }
+      if (stream) _mm_sfence();
     });
     if (parameter_grads) add_partials(chunks, chunk_dy, chunk_dy_xhat);
     return;

@@ -125,6 +125,8 @@ INSTANTIATE_TEST_SUITE_P(
     LayoutsAndGroups, GroupNormReference,
     ::testing::Values(GroupCase{{3, 7, 1, Layout::NC, 1}, true},    // layer normalization of 7 features
                       GroupCase{{2, 6, 1, Layout::NC, 3}, false},   // groups of 2 features
+                      GroupCase{{33, 37, 1, Layout::NC, 1}, true},  // two chunks of rows, three folds, vector runs
+                      GroupCase{{3, 40, 1, Layout::NC, 2}, false},  // groups of 20: a vector and a tail
                       GroupCase{{2, 6, 5, Layout::NCHW, 2}, true},  //
                       GroupCase{{2, 6, 5, Layout::NHWC, 2}, true},  //
                       GroupCase{{2, 4, 6, Layout::NCHW, 4}, true},  // instance normalization

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bnlab/kernels/batchnorm.hpp"
+#include "bnlab/kernels/group_norm.hpp"
 #include "bnlab/system.hpp"
 
 namespace {
@@ -25,7 +26,7 @@ using bnlab::Layout;
 using bnlab::kernels::BatchNormShape;
 using bnlab::kernels::FusedActivation;
 
-// Every kernel, training and inference, with and without the fused ReLU, on shapes that take
+// Every BatchNorm kernel, training and inference, with and without the fused ReLU, on shapes that take
 // every loop: register blocks, wide rows, tails of fewer than 16 channels, NCHW planes, and
 // outputs of 16 MiB (streamed with non-temporal stores, the one place the versions differ).
 std::vector<char> all_outputs() {
@@ -60,6 +61,32 @@ std::vector<char> all_outputs() {
       keep(y);
       bnlab::kernels::batchnorm_backward_inference(s, x.data(), dy.data(), mean.data(), var.data(), gamma.data(),
                                                    beta.data(), 1e-3f, dx.data(), dgamma.data(), dbeta.data(), act);
+      keep(dx), keep(dgamma), keep(dbeta);
+    }
+  }
+  // Group and layer normalization run the same loops (and two of their own across a row's channels).
+  const bnlab::kernels::GroupNormShape group_shapes[] = {{37, 77, 1, Layout::NC, 1},
+                                                         {32, 300, 1, Layout::NC, 1},
+                                                         {9, 96, 1, Layout::NC, 3},
+                                                         {4, 8, 30, Layout::NCHW, 2},
+                                                         {8, 70, 5, Layout::NHWC, 5}};
+  for (const bnlab::kernels::GroupNormShape& s : group_shapes) {
+    const std::size_t n = static_cast<std::size_t>(s.size()), c = static_cast<std::size_t>(s.channels),
+                      stats = static_cast<std::size_t>(s.batch * s.groups);
+    std::vector<float> x(n), dy(n), y(n), dx(n), gamma(c), beta(c), mean(stats), inv_std(stats), dgamma(c), dbeta(c);
+    for (float& v : x) v = normal(rng);
+    for (float& v : dy) v = normal(rng) - 3.0f;
+    for (std::size_t k = 0; k < c; ++k) {
+      gamma[k] = 0.5f + 0.01f * static_cast<float>(k);
+      beta[k] = 0.1f * static_cast<float>(k % 7);
+    }
+    for (const bool affine : {true, false}) {
+      const float* g = affine ? gamma.data() : nullptr;
+      bnlab::kernels::group_norm_forward(s, x.data(), g, affine ? beta.data() : nullptr, 1e-3f, y.data(), mean.data(),
+                                         inv_std.data());
+      keep(y), keep(mean), keep(inv_std);
+      bnlab::kernels::group_norm_backward(s, x.data(), dy.data(), g, mean.data(), inv_std.data(), dx.data(),
+                                          dgamma.data(), dbeta.data());
       keep(dx), keep(dgamma), keep(dbeta);
     }
   }
