@@ -779,6 +779,55 @@ void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64
     grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
 }
 
+// Layer norm's forward over one row's run of channels (header).
+template <bool has_gamma, bool has_beta, bool stream>
+BNLAB_INLINE void normalize_across_channels_body(const float* x, const float* gamma, const float* beta, float* y,
+                                                 std::int64_t len, float pivot, float centered_mean, float inv_std) {
+  auto scalar = [&](std::int64_t i) BNLAB_LAMBDA_INLINE {
+    float v = ((x[i] - pivot) - centered_mean) * inv_std;
+    if constexpr (has_gamma) v = v * gamma[i];
+    if constexpr (has_beta) v = v + beta[i];
+    y[i] = v;
+  };
+  std::int64_t i = 0;
+  if constexpr (stream)  // whole lines only: up to the first line boundary one by one
+    for (; i < len && !simd::line_aligned(y + i); ++i) scalar(i);
+  const rvec p = rbroadcast(pivot), m = rbroadcast(centered_mean), s = rbroadcast(inv_std);
+  constexpr std::int64_t step = stream ? simd::lanes : rlanes;
+  for (; i + step <= len; i += step) {
+#pragma GCC unroll 4
+    for (std::int64_t k = i; k < i + step; k += rlanes) {
+      rvec v = ((rload(x + k) - p) - m) * s;
+      if constexpr (has_gamma) v = v * rload(gamma + k);
+      if constexpr (has_beta) v = v + rload(beta + k);
+      store<stream>(y + k, v);
+    }
+  }
+  for (; i < len; ++i) scalar(i);
+}
+
+void normalize_across_channels_impl(const float* x, const float* gamma, const float* beta, float* y, std::int64_t len,
+                                    float pivot, float centered_mean, float inv_std, bool stream) {
+  auto run = [&](auto has_gamma, auto has_beta) BNLAB_LAMBDA_INLINE {
+    if (stream)
+      normalize_across_channels_body<decltype(has_gamma)::value, decltype(has_beta)::value, true>(
+          x, gamma, beta, y, len, pivot, centered_mean, inv_std);
+    else
+      normalize_across_channels_body<decltype(has_gamma)::value, decltype(has_beta)::value, false>(
+          x, gamma, beta, y, len, pivot, centered_mean, inv_std);
+  };
+  using yes = std::true_type;
+  using no = std::false_type;
+  if (gamma && beta)
+    run(yes{}, yes{});
+  else if (gamma)
+    run(yes{}, no{});
+  else if (beta)
+    run(no{}, yes{});
+  else
+    run(no{}, no{});
+}
+
 // Layer norm's backward over one row's run of channels (header). The float partials of
 // acc_dy and acc_dy_xhat are read and written in place: the run is in L1 after the first pass.
 template <bool has_gamma, bool accumulate>
@@ -875,11 +924,12 @@ void grad_input_across_channels_impl(const float* x, const float* dy, const floa
 // each object defining its own table; batchnorm_loops_dispatch.cpp picks one at run time.
 extern const LoopTable BNLAB_LOOPS_TABLE;
 const LoopTable BNLAB_LOOPS_TABLE = {
-    moments_contiguous_impl,        moments_rows_impl,
-    normalize_contiguous_impl,      normalize_rows_impl,
-    grad_sums_contiguous_impl,      grad_sums_rows_impl,
-    grad_input_contiguous_impl,     grad_input_rows_impl,
-    grad_sums_across_channels_impl, grad_input_across_channels_impl,
+    moments_contiguous_impl,         moments_rows_impl,
+    normalize_contiguous_impl,       normalize_rows_impl,
+    grad_sums_contiguous_impl,       grad_sums_rows_impl,
+    grad_input_contiguous_impl,      grad_input_rows_impl,
+    normalize_across_channels_impl,  grad_sums_across_channels_impl,
+    grad_input_across_channels_impl,
 };
 
 }  // namespace bnlab::kernels::loops

@@ -60,7 +60,11 @@ void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t ro
                      const float* scale, const float* shift, bool relu, bool stream, bool row_walk);
 
 // Layer norm and group norm on NC: a run of one sample's channels that share one mean and
-// inverse standard deviation, gamma per channel (null: 1), g = dy * gamma.
+// inverse standard deviation, gamma and beta per channel (null: 1 and 0).
+// Forward: y = ((x - pivot) - centered_mean) * inv_std * gamma + beta; stream as above.
+void normalize_across_channels(const float* x, const float* gamma, const float* beta, float* y, std::int64_t len,
+                               float pivot, float centered_mean, float inv_std, bool stream);
+// Backward, with g = dy * gamma.
 // Sums: sum_g += sum(g), sum_g_xc += sum(g * (x - mean)), in the contiguous loops' fixed lane
 // order. Where acc_dy is not null it also adds each channel's dbeta and dgamma terms in float:
 // acc_dy[k] += dy[k], acc_dy_xhat[k] += dy[k] * ((x[k] - mean) * inv_std). next_run: as

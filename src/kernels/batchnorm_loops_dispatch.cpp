@@ -81,6 +81,10 @@ void grad_input_rows(const float* x, const float* dy, float* dx, std::int64_t ro
                                   row_walk);
 }
 
+void normalize_across_channels(const float* x, const float* gamma, const float* beta, float* y, std::int64_t len,
+                               float pivot, float centered_mean, float inv_std, bool stream) {
+  chosen().table->normalize_across_channels(x, gamma, beta, y, len, pivot, centered_mean, inv_std, stream);
+}
 void grad_sums_across_channels(const float* x, const float* dy, const float* gamma, std::int64_t len, float mean,
                                float inv_std, double& sum_g, double& sum_g_xc, float* acc_dy, float* acc_dy_xhat,
                                std::int64_t next_run) {

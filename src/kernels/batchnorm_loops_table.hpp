@@ -22,6 +22,7 @@ struct LoopTable {
   decltype(&loops::grad_sums_rows) grad_sums_rows;
   decltype(&loops::grad_input_contiguous) grad_input_contiguous;
   decltype(&loops::grad_input_rows) grad_input_rows;
+  decltype(&loops::normalize_across_channels) normalize_across_channels;
   decltype(&loops::grad_sums_across_channels) grad_sums_across_channels;
   decltype(&loops::grad_input_across_channels) grad_input_across_channels;
 };

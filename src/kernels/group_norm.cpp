@@ -82,6 +82,10 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
     saved_inv_std[n * G + g] = inv_std;
   };
   const bool parallel = detail::worth_threads(shape.size(), parallel_threshold);
+  // NC's y streamed past the caches when large (the image layouts' passes do not stream); each
+  // thread fences its own stores before the region ends.
+  const bool stream =
+      S == 1 && shape.size() * static_cast<std::int64_t>(sizeof(float)) >= loops::streaming_threshold_bytes;
   detail::for_ranges(shape.batch, parallel, 1, [&](std::int64_t first, std::int64_t end) {
     ChannelArrays arrays(C);
     for (std::int64_t n = first; n < end; ++n) {
@@ -101,18 +105,16 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
         }
         continue;
       }
-      if (S == 1) {  // NC: a group is one run of a row's channels, normalized, then scaled and shifted
+      if (S == 1) {  // NC: a group is one run of a row's channels
         for (std::int64_t g = 0; g < G; ++g) {
           const std::int64_t c0 = g * per_group;
           const float pivot = xn[c0];
           double sum = 0.0, sum_sq = 0.0;
-          loops::moments_contiguous(xn + c0, per_group, pivot, sum, sum_sq);
+          loops::moments_contiguous(xn + c0, per_group, pivot, sum, sum_sq, n + 1 < shape.batch ? C : 0);
           float centered, inv_std;
           statistics(n, g, pivot, sum, sum_sq, centered, inv_std);
-          loops::normalize_contiguous(xn + c0, yn + c0, per_group, pivot, centered, inv_std, 0.0f, false, false);
-          if (gamma || beta)
-            for (std::int64_t c = c0; c < c0 + per_group; ++c)
-              yn[c] = yn[c] * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+          loops::normalize_across_channels(xn + c0, gamma ? gamma + c0 : nullptr, beta ? beta + c0 : nullptr, yn + c0,
+                                           per_group, pivot, centered, inv_std, stream);
         }
         continue;
       }
@@ -140,6 +142,7 @@ void group_norm_forward(const GroupNormShape& shape, const float* x, const float
       loops::normalize_rows(xn, yn, S, C, C, arrays.pivot.data(), arrays.centered.data(), arrays.scale.data(),
                             arrays.shift.data(), false, false);
     }
+    if (stream) _mm_sfence();
   });
 }
 
