@@ -213,6 +213,27 @@ TEST(GroupNorm, LargeMeanSmallSpreadKeepsItsPrecision) {
   }
 }
 
+// Scale or center off alone: the forward equals the one with the missing parameter at its
+// identity (gamma 1, beta 0; +0 and -0 compare equal), in every layout, with vector runs and tails.
+TEST(GroupNorm, GammaOrBetaAloneEqualsTheIdentityParameter) {
+  for (const Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
+    const GroupNormShape s{5, 74, layout == Layout::NC ? 1 : 3, layout, 2};
+    const auto n = static_cast<std::size_t>(s.size()), c = static_cast<std::size_t>(s.channels);
+    const std::vector<float> x = random_normal(n, 2.0f, 3.0f, 5), gamma = random_normal(c, 1.0f, 0.5f, 6),
+                             beta = random_normal(c, 0.0f, 1.0f, 7);
+    const std::vector<float> ones(c, 1.0f), zeros(c, 0.0f);
+    std::vector<float> y(n), expected(n), mean(10), inv_std(10);
+    kernels::group_norm_forward(s, x.data(), gamma.data(), nullptr, 1e-3f, y.data(), mean.data(), inv_std.data());
+    kernels::group_norm_forward(s, x.data(), gamma.data(), zeros.data(), 1e-3f, expected.data(), mean.data(),
+                                inv_std.data());
+    EXPECT_EQ(y, expected) << "gamma alone, " << to_string(layout);
+    kernels::group_norm_forward(s, x.data(), nullptr, beta.data(), 1e-3f, y.data(), mean.data(), inv_std.data());
+    kernels::group_norm_forward(s, x.data(), ones.data(), beta.data(), 1e-3f, expected.data(), mean.data(),
+                                inv_std.data());
+    EXPECT_EQ(y, expected) << "beta alone, " << to_string(layout);
+  }
+}
+
 TEST(GroupNorm, AGroupOfOneValueGivesBeta) {
   const GroupNormShape s{2, 3, 1, Layout::NC, 3};
   const std::vector<float> x{1.0f, -2.0f, 30.0f, 4.0f, 5.0f, 6.0f}, beta{0.5f, -0.25f, 2.0f};
