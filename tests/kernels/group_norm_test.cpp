@@ -201,6 +201,46 @@ INSTANTIATE_TEST_SUITE_P(Layouts, GroupNormThreads,
                                            GroupNormShape{100, 512, 1, Layout::NC, 1},
                                            GroupNormShape{100, 512, 1, Layout::NC, 4}));
 
+// From 16 MiB the NC outputs are written with non-temporal stores (whole 64-byte lines; the
+// rest of a row one by one). A row's y and dx depend only on that row, so the same rows in a
+// 32-row call, written with plain stores, must have the same bits. Line-aligned rows of 1024,
+// and rows of 1030 in two groups (each group's run starting anywhere in a line).
+TEST(GroupNorm, StreamedOutputsEqualTheSameRowsInASmallCall) {
+  for (const GroupNormShape s :
+       {GroupNormShape{4096, 1024, 1, Layout::NC, 1}, GroupNormShape{4096, 1030, 1, Layout::NC, 2}}) {
+    ASSERT_GE(s.size() * 4, std::int64_t{16} << 20) << "not large enough to stream";
+    const std::int64_t n = s.size(), C = s.channels, G = s.groups, rows = 32;
+    const std::vector<float> x_values = random_normal(static_cast<std::size_t>(n), 1.0f, 2.0f, 31),
+                             dy_values = random_normal(static_cast<std::size_t>(n), 0.0f, 1.0f, 32),
+                             gamma = random_normal(static_cast<std::size_t>(C), 1.0f, 0.3f, 33),
+                             beta = random_normal(static_cast<std::size_t>(C), 0.0f, 1.0f, 34);
+    AlignedBuffer x = make_aligned_buffer(n), dy = make_aligned_buffer(n), y = make_aligned_buffer(n),
+                  dx = make_aligned_buffer(n);
+    std::copy(x_values.begin(), x_values.end(), x.get());
+    std::copy(dy_values.begin(), dy_values.end(), dy.get());
+    std::vector<float> mean(static_cast<std::size_t>(s.batch * G)), inv_std(mean.size()), dgamma(gamma.size()),
+        dbeta(gamma.size());
+    kernels::group_norm_forward(s, x.get(), gamma.data(), beta.data(), 1e-3f, y.get(), mean.data(), inv_std.data());
+    kernels::group_norm_backward(s, x.get(), dy.get(), gamma.data(), mean.data(), inv_std.data(), dx.get(),
+                                 dgamma.data(), dbeta.data());
+    const GroupNormShape small{rows, C, 1, Layout::NC, G};
+    for (const std::int64_t first_row : {std::int64_t{0}, std::int64_t{2048}, s.batch - rows}) {
+      const std::int64_t at = first_row * C, count = rows * C;
+      std::vector<float> small_y(static_cast<std::size_t>(count)), small_dx(small_y.size()),
+          small_mean(static_cast<std::size_t>(rows * G)), small_inv_std(small_mean.size());
+      kernels::group_norm_forward(small, x.get() + at, gamma.data(), beta.data(), 1e-3f, small_y.data(),
+                                  small_mean.data(), small_inv_std.data());
+      kernels::group_norm_backward(small, x.get() + at, dy.get() + at, gamma.data(), small_mean.data(),
+                                   small_inv_std.data(), small_dx.data(), nullptr, nullptr);
+      EXPECT_EQ(std::memcmp(small_y.data(), y.get() + at, small_y.size() * sizeof(float)), 0)
+          << "y, C=" << C << ", rows from " << first_row;
+      EXPECT_EQ(std::memcmp(small_dx.data(), dx.get() + at, small_dx.size() * sizeof(float)), 0)
+          << "dx, C=" << C << ", rows from " << first_row;
+      EXPECT_EQ(std::memcmp(small_mean.data(), mean.data() + first_row * G, small_mean.size() * sizeof(float)), 0);
+    }
+  }
+}
+
 TEST(GroupNorm, LargeMeanSmallSpreadKeepsItsPrecision) {
   for (const Layout layout : {Layout::NC, Layout::NCHW, Layout::NHWC}) {
     const GroupNormShape s{3, 8, layout == Layout::NC ? 1 : 49, layout, 2};
