@@ -4,12 +4,14 @@
 
 #include "bnlab/kernels/group_norm.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "kernels/batchnorm_test_support.hpp"
@@ -220,23 +222,29 @@ TEST(GroupNorm, StreamedOutputsEqualTheSameRowsInASmallCall) {
     std::copy(dy_values.begin(), dy_values.end(), dy.get());
     std::vector<float> mean(static_cast<std::size_t>(s.batch * G)), inv_std(mean.size()), dgamma(gamma.size()),
         dbeta(gamma.size());
-    kernels::group_norm_forward(s, x.get(), gamma.data(), beta.data(), 1e-3f, y.get(), mean.data(), inv_std.data());
-    kernels::group_norm_backward(s, x.get(), dy.get(), gamma.data(), mean.data(), inv_std.data(), dx.get(),
-                                 dgamma.data(), dbeta.data());
-    const GroupNormShape small{rows, C, 1, Layout::NC, G};
-    for (const std::int64_t first_row : {std::int64_t{0}, std::int64_t{2048}, s.batch - rows}) {
-      const std::int64_t at = first_row * C, count = rows * C;
-      std::vector<float> small_y(static_cast<std::size_t>(count)), small_dx(small_y.size()),
-          small_mean(static_cast<std::size_t>(rows * G)), small_inv_std(small_mean.size());
-      kernels::group_norm_forward(small, x.get() + at, gamma.data(), beta.data(), 1e-3f, small_y.data(),
-                                  small_mean.data(), small_inv_std.data());
-      kernels::group_norm_backward(small, x.get() + at, dy.get() + at, gamma.data(), small_mean.data(),
-                                   small_inv_std.data(), small_dx.data(), nullptr, nullptr);
-      EXPECT_EQ(std::memcmp(small_y.data(), y.get() + at, small_y.size() * sizeof(float)), 0)
-          << "y, C=" << C << ", rows from " << first_row;
-      EXPECT_EQ(std::memcmp(small_dx.data(), dx.get() + at, small_dx.size() * sizeof(float)), 0)
-          << "dx, C=" << C << ", rows from " << first_row;
-      EXPECT_EQ(std::memcmp(small_mean.data(), mean.data() + first_row * G, small_mean.size() * sizeof(float)), 0);
+    // gamma and beta each on and off: the forward loop's four versions, the backward's two.
+    for (const int parameters : {0, 1, 2, 3}) {
+      const float* g = parameters & 1 ? gamma.data() : nullptr;
+      const float* b = parameters & 2 ? beta.data() : nullptr;
+      kernels::group_norm_forward(s, x.get(), g, b, 1e-3f, y.get(), mean.data(), inv_std.data());
+      kernels::group_norm_backward(s, x.get(), dy.get(), g, mean.data(), inv_std.data(), dx.get(), dgamma.data(),
+                                   dbeta.data());
+      const GroupNormShape small{rows, C, 1, Layout::NC, G};
+      for (const std::int64_t first_row : {std::int64_t{0}, std::int64_t{2048}, s.batch - rows}) {
+        const std::int64_t at = first_row * C, count = rows * C;
+        std::vector<float> small_y(static_cast<std::size_t>(count)), small_dx(small_y.size()),
+            small_mean(static_cast<std::size_t>(rows * G)), small_inv_std(small_mean.size());
+        kernels::group_norm_forward(small, x.get() + at, g, b, 1e-3f, small_y.data(), small_mean.data(),
+                                    small_inv_std.data());
+        kernels::group_norm_backward(small, x.get() + at, dy.get() + at, g, small_mean.data(), small_inv_std.data(),
+                                     small_dx.data(), nullptr, nullptr);
+        const std::string where =
+            fmt::format("C={}, gamma {}, beta {}, rows from {}", C, g ? "on" : "off", b ? "on" : "off", first_row);
+        EXPECT_EQ(std::memcmp(small_y.data(), y.get() + at, small_y.size() * sizeof(float)), 0) << "y, " << where;
+        EXPECT_EQ(std::memcmp(small_dx.data(), dx.get() + at, small_dx.size() * sizeof(float)), 0) << "dx, " << where;
+        EXPECT_EQ(std::memcmp(small_mean.data(), mean.data() + first_row * G, small_mean.size() * sizeof(float)), 0)
+            << where;
+      }
     }
   }
 }

@@ -17,8 +17,10 @@
 // group's first value, 16 float lanes folded into double, the same bits at every vector width).
 // Threads: OpenMP over samples (layer normalization: fixed chunks of 32 rows) and, for dgamma
 // and dbeta, over channels adding the samples' (chunks') partial sums in order; every sum has an
-// order fixed by the shape, so the bits are the same on any thread count. Scratch arrays are kept
-// per thread and only grow.
+// order fixed by the shape, so the bits are the same on any thread count. As in BatchNorm's
+// loops, a sum starts in float lanes (16 vectors of a run, or 16 rows' terms per channel for
+// dgamma and dbeta) and goes on in double, so terms that cancel within one such fold lose what
+// float cannot hold. Scratch arrays are kept per thread and only grow.
 //
 // Errors: std::invalid_argument naming the argument and its value (non-positive dimensions, a
 // group count that does not divide C, epsilon <= 0 or not finite, a required pointer that is
