@@ -202,4 +202,12 @@ GroupNormalization GroupNorm(std::int64_t num_groups, std::int64_t num_channels,
   return GroupNormalization(std::move(o));
 }
 
+GroupNormalization InstanceNorm1d(std::int64_t num_features, float eps, bool affine) {
+  return GroupNorm(num_features, num_features, eps, affine);
+}
+
+GroupNormalization InstanceNorm2d(std::int64_t num_features, float eps, bool affine) {
+  return GroupNorm(num_features, num_features, eps, affine);
+}
+
 }  // namespace bnlab

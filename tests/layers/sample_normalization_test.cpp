@@ -182,6 +182,34 @@ TEST(GroupNormalization, PyTorchGroupNormIsChannelsFirst) {
                   1e-5);
 }
 
+// torch.nn.InstanceNorm2d/1d: each (sample, channel) plane normalized alone, no parameters
+// unless affine, channels first.
+TEST(GroupNormalization, PyTorchInstanceNormNormalizesEachPlane) {
+  Rng rng(0);
+  GroupNormalization instance = InstanceNorm2d(3);
+  instance.build({3, 4, 5}, rng);
+  EXPECT_EQ(instance.parameters().size(), 0u);
+  const Tensor x = random_tensor({2, 3, 4, 5}, Layout::NCHW, 14, 2.0f, 3.0f);
+  // Index (n, c, h, w) -> plane (n, c): 20 contiguous values a plane.
+  expect_near_all(instance.forward(x, true),
+                  normalized_by_groups(
+                      x, [](std::int64_t k) { return k / 20; }, 1e-5),
+                  1e-5);
+  GroupNormalization affine = InstanceNorm2d(3, 1e-3f, true);
+  affine.build({3, 4, 5}, rng);
+  ASSERT_EQ(affine.parameters().size(), 2u);
+  EXPECT_EQ(affine.parameters()[0]->value.size() + affine.parameters()[1]->value.size(), 6);
+  EXPECT_GT(check_layer_gradients(affine, x, 15), 0);
+  GroupNormalization sequence = InstanceNorm1d(4);  // (N, C, L)
+  sequence.build({4, 6}, rng);
+  const Tensor s = random_tensor({3, 4, 6}, Layout::Plain, 16);
+  expect_near_all(sequence.forward(s, true),
+                  normalized_by_groups(
+                      s, [](std::int64_t k) { return k / 6; }, 1e-5),
+                  1e-5);
+  BNLAB_EXPECT_INVALID(InstanceNorm2d(4).build({3, 4, 5}, rng), "num_channels is 4", "3 channels");
+}
+
 TEST(SampleNormalization, ConfigsRoundTripThroughTheFactory) {
   Rng rng(0);
   LayerNormalizationOptions lo;

@@ -137,5 +137,12 @@ class GroupNormalization : public detail::SampleNormalization {
 LayerNormalization LayerNorm(Shape normalized_shape, float eps = 1e-5f, bool elementwise_affine = true);
 // torch.nn.GroupNorm(num_groups, num_channels, eps, affine): input (N, C, *), channels first.
 GroupNormalization GroupNorm(std::int64_t num_groups, std::int64_t num_channels, float eps = 1e-5f, bool affine = true);
+// torch.nn.InstanceNorm1d / InstanceNorm2d(num_features, eps, affine): one group per channel,
+// input (N, C, L) / (N, C, H, W), channels first; affine off by default, as PyTorch's. PyTorch's
+// default track_running_stats=False is the only mode: the statistics are each sample's, in
+// training and inference alike (with running statistics it would be a per-channel BatchNorm in
+// inference, which BatchNorm1d/BatchNorm2d are).
+GroupNormalization InstanceNorm1d(std::int64_t num_features, float eps = 1e-5f, bool affine = false);
+GroupNormalization InstanceNorm2d(std::int64_t num_features, float eps = 1e-5f, bool affine = false);
 
 }  // namespace bnlab
