@@ -11,6 +11,39 @@
 
 namespace bnlab {
 namespace detail {
+namespace {
+
+// Copies each of `batch` samples of per-sample shape `dims` (row-major, up to three axes)
+// between that order and the one listing its axes as `order`: to_order copies into the ordered
+// buffer, otherwise back out of it.
+void copy_in_order(const float* from, float* to, std::int64_t batch, const Shape& dims, const std::vector<int>& order,
+                   bool to_order) {
+  const int rank = static_cast<int>(dims.size());
+  std::int64_t input_stride[3] = {1, 1, 1}, extent[3] = {1, 1, 1}, step[3] = {0, 0, 0}, sample = 1;
+  for (int a = rank - 1; a >= 0; --a) {
+    input_stride[a] = sample;
+    sample *= dims[static_cast<std::size_t>(a)];
+  }
+  for (int k = 0; k < rank; ++k) {
+    extent[k] = dims[static_cast<std::size_t>(order[static_cast<std::size_t>(k)])];
+    step[k] = input_stride[order[static_cast<std::size_t>(k)]];
+  }
+  for (std::int64_t n = 0; n < batch; ++n) {
+    const std::int64_t base = n * sample;
+    std::int64_t ordered = base;
+    for (std::int64_t i = 0; i < extent[0]; ++i)
+      for (std::int64_t j = 0; j < extent[1]; ++j)
+        for (std::int64_t k = 0; k < extent[2]; ++k, ++ordered) {
+          const std::int64_t input = base + i * step[0] + j * step[1] + k * step[2];
+          if (to_order)
+            to[ordered] = from[input];
+          else
+            to[input] = from[ordered];
+        }
+  }
+}
+
+}  // namespace
 
 SampleNormalization::SampleNormalization(const char* type, float epsilon, bool center, bool scale,
                                          std::string beta_initializer, std::string gamma_initializer)
@@ -32,6 +65,8 @@ Shape SampleNormalization::finish_build(const Shape& input_shape, std::int64_t r
   kernel_layout_ = layout;
   groups_ = groups;
   statistics_shape_ = {rows_per_sample * groups};  // built once: a Shape per forward would allocate
+  ordered_shape_.clear();
+  for (int axis : sample_order_) ordered_shape_.push_back(input_shape[static_cast<std::size_t>(axis)]);
   if (scale_) initializers::create_trainable(gamma_, {channels}, gamma_initializer_, channels, channels, rng);
   if (center_) initializers::create_trainable(beta_, {channels}, beta_initializer_, channels, channels, rng);
   input_shape_ = input_shape;
@@ -47,13 +82,20 @@ kernels::GroupNormShape SampleNormalization::kernel_shape(std::int64_t batch) co
 const Tensor& SampleNormalization::forward(const Tensor& x, bool) {
   check_input(*this, x, input_shape_, "forward");
   check_layout(x);
-  const kernels::GroupNormShape shape = kernel_shape(x.dim(0));
+  const std::int64_t batch = x.dim(0);
+  const kernels::GroupNormShape shape = kernel_shape(batch);
   Tensor& y = y_.resize_like(x);
   x_ = x;
-  kernels::group_norm_forward(shape, x.data(), scale_ ? gamma_.value.data() : nullptr,
-                              center_ ? beta_.value.data() : nullptr, epsilon_, y.data(),
-                              saved_mean_.resize(x.dim(0), statistics_shape_, Layout::Plain).data(),
-                              saved_inv_std_.resize(x.dim(0), statistics_shape_, Layout::Plain).data());
+  const bool reorder = !sample_order_.empty();
+  if (reorder)
+    copy_in_order(x.data(), ordered_x_.resize(batch, ordered_shape_, Layout::Plain).data(), batch, input_shape_,
+                  sample_order_, true);
+  kernels::group_norm_forward(shape, reorder ? ordered_x_.tensor().data() : x.data(),
+                              scale_ ? gamma_.value.data() : nullptr, center_ ? beta_.value.data() : nullptr, epsilon_,
+                              reorder ? ordered_y_.resize(batch, ordered_shape_, Layout::Plain).data() : y.data(),
+                              saved_mean_.resize(batch, statistics_shape_, Layout::Plain).data(),
+                              saved_inv_std_.resize(batch, statistics_shape_, Layout::Plain).data());
+  if (reorder) copy_in_order(ordered_y_.tensor().data(), y.data(), batch, input_shape_, sample_order_, false);
   return y;
 }
 
@@ -67,8 +109,17 @@ const Tensor& SampleNormalization::backward(const Tensor& dy) {
   // Without gamma and beta there is nothing else to write, so dx is computed regardless.
   const bool skip_dx = !input_gradient_needed_ && (dgamma || dbeta);
   float* dx = skip_dx ? nullptr : dx_.resize_like(dy).data();
-  kernels::group_norm_backward(kernel_shape(dy.dim(0)), x_.data(), dy.data(), scale_ ? gamma_.value.data() : nullptr,
-                               saved_mean_.tensor().data(), saved_inv_std_.tensor().data(), dx, dgamma, dbeta);
+  const std::int64_t batch = dy.dim(0);
+  const bool reorder = !sample_order_.empty();
+  if (reorder)
+    copy_in_order(dy.data(), ordered_dy_.resize(batch, ordered_shape_, Layout::Plain).data(), batch, input_shape_,
+                  sample_order_, true);
+  float* kernel_dx = reorder && dx ? ordered_dx_.resize(batch, ordered_shape_, Layout::Plain).data() : dx;
+  kernels::group_norm_backward(kernel_shape(batch), reorder ? ordered_x_.tensor().data() : x_.data(),
+                               reorder ? ordered_dy_.tensor().data() : dy.data(),
+                               scale_ ? gamma_.value.data() : nullptr, saved_mean_.tensor().data(),
+                               saved_inv_std_.tensor().data(), kernel_dx, dgamma, dbeta);
+  if (reorder && dx) copy_in_order(kernel_dx, dx, batch, input_shape_, sample_order_, false);
   return skip_dx ? no_input_gradient() : dx_.tensor();
 }
 
@@ -113,22 +164,31 @@ Shape LayerNormalization::build(const Shape& input_shape, Rng& rng) {
   std::vector<int> axes;
   for (int a : options_.axis) axes.push_back(a < 0 ? a + rank + 1 : a);
   std::sort(axes.begin(), axes.end());
-  const int count = static_cast<int>(axes.size());
-  // Only the last axes, never the batch (0): they are contiguous in memory, so each sample is
-  // rows of features.
-  bool trailing =
-      std::adjacent_find(axes.begin(), axes.end()) == axes.end() && axes.front() >= 1 && axes.back() == rank;
-  for (int k = 0; trailing && k < count; ++k) trailing = axes[k] == rank - count + 1 + k;
-  if (!trailing)
-    throw std::invalid_argument(
-        fmt::format("{}: axis is ({}) for input {}, expected the last axes (-1, or e.g. 1 to {} for all of them)",
-                    detail::describe(*this), fmt::join(options_.axis, ", "), shape, rank));
-  const Shape leading(input_shape.begin(), input_shape.end() - count),
-      normalized(input_shape.end() - count, input_shape.end());
+  // Any of the sample's axes (1 .. rank), each once; never the batch (0), whose samples are
+  // normalized one by one.
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end() || axes.front() < 1 || axes.back() > rank)
+    throw std::invalid_argument(fmt::format(
+        "{}: axis is ({}) for input {}, expected distinct axes of the sample, 1 to {} (or -{} to -1), not the batch",
+        detail::describe(*this), fmt::join(options_.axis, ", "), shape, rank, rank));
+  // The kernel sees each sample as rows (the other axes, in order) of the normalized elements
+  // (the normalized axes, in order): the input's own order when those are the last axes.
+  std::vector<int> order;
+  Shape leading, normalized;
+  for (int a = 1; a <= rank; ++a)
+    if (!std::binary_search(axes.begin(), axes.end(), a)) {
+      order.push_back(a - 1);
+      leading.push_back(input_shape[static_cast<std::size_t>(a - 1)]);
+    }
+  for (int a : axes) {
+    order.push_back(a - 1);
+    normalized.push_back(input_shape[static_cast<std::size_t>(a - 1)]);
+  }
   if (options_.normalized_shape && *options_.normalized_shape != normalized)
     throw std::invalid_argument(fmt::format("{}: normalized_shape is ({}), but input {} ends in ({})",
                                             detail::describe(*this), fmt::join(*options_.normalized_shape, ", "), shape,
                                             fmt::join(normalized, ", ")));
+  const bool own_order = std::is_sorted(order.begin(), order.end());
+  set_sample_order(own_order ? std::vector<int>{} : order);
   const std::int64_t features = detail::element_count(*this, normalized);
   const std::int64_t rows = leading.empty() ? 1 : detail::element_count(*this, leading);
   return finish_build(input_shape, rows, features, 1, Layout::NC, 1, rng);

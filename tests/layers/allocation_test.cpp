@@ -40,6 +40,9 @@ TEST(Allocation, TrainingStepAllocatesNothingAfterWarmUp) {
   GroupNormalizationOptions groups;
   groups.groups = 2;
   layers.push_back(std::make_unique<GroupNormalization>(groups));
+  LayerNormalizationOptions over_rows;  // not the last axis: the samples are copied in the kernel's order
+  over_rows.axis = {1};
+  layers.push_back(std::make_unique<LayerNormalization>(over_rows));
   layers.push_back(std::make_unique<MaxPool2D>());
   layers.push_back(std::make_unique<Dropout>(0.25f, 3));
   layers.push_back(std::make_unique<Flatten>());

@@ -97,6 +97,51 @@ TEST(LayerNormalization, ImagesPerPixelOrWholeSample) {
   EXPECT_GT(check_layer_gradients(whole, x, 5), 0);
 }
 
+// Keras's LayerNormalization over axes that are not the last ones: axis 1 of (N, T, F)
+// normalizes each feature over the steps, gamma and beta per step; {1, 3} of (N, H, W, C) each
+// column of pixels' channels, gamma and beta per (row, channel).
+TEST(LayerNormalization, AxesThatAreNotTheLastOnes) {
+  Rng rng(0);
+  LayerNormalizationOptions steps;
+  steps.axis = {1};
+  LayerNormalization over_steps(steps);
+  over_steps.build({4, 3}, rng);
+  EXPECT_EQ(over_steps.gamma().value.size(), 4);
+  const Tensor x = random_tensor({2, 4, 3}, Layout::Plain, 17, -1.0f, 4.0f);
+  // Index (n, t, f) = (n * 4 + t) * 3 + f -> group (n, f).
+  expect_near_all(over_steps.forward(x, true),
+                  normalized_by_groups(
+                      x, [](std::int64_t k) { return k / 12 * 3 + k % 3; }, 1e-3),
+                  1e-5);
+  over_steps.gamma().value[2] = 3.0f;  // step 2
+  over_steps.beta().value[2] = -1.0f;
+  const std::vector<double> plain = normalized_by_groups(
+      x, [](std::int64_t k) { return k / 12 * 3 + k % 3; }, 1e-3);
+  const Tensor& y = over_steps.forward(x, true);
+  for (std::int64_t k = 0; k < x.size(); ++k) {
+    const bool step_two = k % 12 / 3 == 2;
+    EXPECT_NEAR(y[k], step_two ? 3.0 * plain[static_cast<std::size_t>(k)] - 1.0 : plain[static_cast<std::size_t>(k)],
+                1e-5)
+        << k;
+  }
+  EXPECT_GT(check_layer_gradients(over_steps, x, 18), 0);
+
+  LayerNormalizationOptions rows_and_channels;
+  rows_and_channels.axis = {-1, 1};  // any order: the axes are taken in increasing order
+  LayerNormalization columns(rows_and_channels);
+  columns.build({3, 4, 2}, rng);
+  EXPECT_EQ(columns.gamma().value.size(), 6);
+  const Tensor images = random_tensor({2, 3, 4, 2}, Layout::NHWC, 19, -3.0f, 1.0f);
+  // Index (n, h, w, c) = ((n * 3 + h) * 4 + w) * 2 + c -> group (n, w).
+  expect_near_all(columns.forward(images, true),
+                  normalized_by_groups(
+                      images, [](std::int64_t k) { return k / 24 * 4 + k / 2 % 4; }, 1e-3),
+                  1e-5);
+  EXPECT_GT(check_layer_gradients(columns, images, 20), 0);
+  const auto copy = make_layer("LayerNormalization", columns.config());
+  EXPECT_EQ(copy->config().at("axis"), "-1,1");
+}
+
 TEST(LayerNormalization, PyTorchLayerNormAndRefusals) {
   Rng rng(0);
   LayerNormalization torch_ln = LayerNorm({4, 5}, 1e-5f);
@@ -109,13 +154,13 @@ TEST(LayerNormalization, PyTorchLayerNormAndRefusals) {
   BNLAB_EXPECT_INVALID(LayerNorm({4, 5}).build({3, 5, 4}, rng), "normalized_shape is (4, 5)", "(None, 3, 5, 4)");
   BNLAB_EXPECT_INVALID(LayerNorm({}), "normalized_shape", "one or more");
   LayerNormalizationOptions middle;
-  middle.axis = {1};
-  BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3, 4}, rng), "axis is (1)", "(None, 3, 4)", "last axes");
   middle.axis = {0};
   BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3}, rng), "axis is (0)");
   // More axes than the input has, or the batch among them: refused by name, not a length_error.
   middle.axis = {0, 1};
-  BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3}, rng), "axis is (0, 1)", "last axes");
+  BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3}, rng), "axis is (0, 1)", "not the batch");
+  middle.axis = {1, -2};  // the same axis twice
+  BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3, 4}, rng), "axis is (1, -2)", "distinct axes", "1 to 2");
   BNLAB_EXPECT_INVALID(LayerNorm({1, 28, 28}).build({28, 28}, rng), "axis is (-3, -2, -1)", "(None, 28, 28)");
   BNLAB_EXPECT_INVALID(LayerNormalization().build({3, 0}, rng), "(None, 3, 0)", "every dimension >= 1");
   LayerNormalizationOptions bad;

@@ -6,9 +6,11 @@
 //   are no moving statistics.
 //   LayerNormalization: tf.keras.layers.LayerNormalization(axis=-1, epsilon=1e-3, center,
 //     scale, beta_initializer, gamma_initializer) and, through LayerNorm, torch.nn.LayerNorm(
-//     normalized_shape, eps=1e-5, elementwise_affine). The axes it normalizes over must be the
-//     last ones of the input (Keras's default -1, or e.g. {1, 2, 3} for a whole image; PyTorch's
-//     normalized_shape always is); gamma and beta have one value per normalized element.
+//     normalized_shape, eps=1e-5, elementwise_affine). It normalizes over any of the input's
+//     axes but the batch (Keras's default -1, {1, 2, 3} for a whole image, {1} for the first
+//     of (N, T, F)); gamma and beta have one value per normalized element, flat in the order of
+//     the normalized axes (Keras's param_shape). The last axes are contiguous in memory; other
+//     sets go through a copy of each sample into that order and back.
 //   GroupNormalization: keras.layers.GroupNormalization(groups=32, axis=-1, epsilon=1e-3, center,
 //     scale, initializers) and, through GroupNorm, torch.nn.GroupNorm(num_groups, num_channels,
 //     eps=1e-5, affine). Channels on `axis` (last: NC or NHWC; 1: NCHW, as BatchNormalization)
@@ -57,6 +59,9 @@ class SampleNormalization : public Layer {
   // values in layout, normalized in `groups` groups; gamma and beta get `channels` values.
   Shape finish_build(const Shape& input_shape, std::int64_t rows_per_sample, std::int64_t channels,
                      std::int64_t spatial, Layout layout, std::int64_t groups, Rng& rng);
+  // Before finish_build: the kernel sees each sample with its axes in `order` (per-sample axes,
+  // 0-based), copied there and back; empty (the default) is the input's own order.
+  void set_sample_order(std::vector<int> order) { sample_order_ = std::move(order); }
   // Writes epsilon, center, scale and the two initializers.
   void add_config(LayerConfig& config) const;
   virtual void check_layout(const Tensor& x) const = 0;
@@ -75,7 +80,10 @@ class SampleNormalization : public Layer {
   Shape statistics_shape_;  // per sample: {rows_per_sample * groups}
   Parameter gamma_{"gamma", {}, {}, true};
   Parameter beta_{"beta", {}, {}, true};
+  std::vector<int> sample_order_;
+  Shape ordered_shape_;  // per sample, its axes in sample_order_
   Tensor x_;
+  BatchBuffer ordered_x_, ordered_y_, ordered_dy_, ordered_dx_;  // with sample_order_: the kernel's copies
   BatchBuffer y_;
   BatchBuffer dx_;
   BatchBuffer saved_mean_;     // (N, rows_per_sample * groups)
