@@ -19,7 +19,8 @@
 //     (instance normalization, as Keras's -1); groups = 1 normalizes each sample as a whole.
 // REQUIRES
 //   epsilon > 0 and finite; initializers known to initializers.hpp; build() with a per-sample
-//   shape of rank 1..3 and every dimension >= 1; for GroupNormalization, groups >= 1 dividing
+//   shape of rank 1..3 and every dimension >= 1; for LayerNormalization, distinct axes of the
+//   sample (not the batch, axis 0); for GroupNormalization, groups >= 1 dividing
 //   the channels (or -1); normalized_shape / num_channels, when given, equal to the input's.
 // ENSURES
 //   parameters(): gamma (when scale), beta (when center), both trainable. The variance is the
