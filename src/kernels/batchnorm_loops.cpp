@@ -99,6 +99,20 @@ BNLAB_INLINE double sum_in_lane_order(const double* lanes) {
 // value in every lane, added to +0 as simd::broadcast does.
 BNLAB_INLINE rvec rbroadcast(float value) { return rvec{} + value; }
 
+// One run-time choice among the four compiled versions of a body with two flags: calls
+// body(std::bool_constant<a>, std::bool_constant<b>).
+template <class Body>
+BNLAB_INLINE void with_flags(bool a, bool b, Body body) {
+  if (a && b)
+    body(std::true_type{}, std::true_type{});
+  else if (a)
+    body(std::true_type{}, std::false_type{});
+  else if (b)
+    body(std::false_type{}, std::true_type{});
+  else
+    body(std::false_type{}, std::false_type{});
+}
+
 // Rows of up to this many channels are narrow: one block of row vectors covers a whole row,
 // registers or not. The elementwise passes take such rows as one tile of all the rows, where
 // narrower blocks would each stream the whole tensor (NHWC inference with AVX2 took 1.5 copy
@@ -375,14 +389,10 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
 
 void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot, float centered_mean,
                                float scale, float shift, bool relu, bool stream, std::int64_t next_plane) {
-  if (relu && stream)
-    normalize_contiguous_body<true, true>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
-  else if (relu)
-    normalize_contiguous_body<true, false>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
-  else if (stream)
-    normalize_contiguous_body<false, true>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
-  else
-    normalize_contiguous_body<false, false>(x, y, len, pivot, centered_mean, scale, shift, next_plane);
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+    normalize_contiguous_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, y, len, pivot, centered_mean,
+                                                                                    scale, shift, next_plane);
+  });
 }
 
 // Streaming row by row needs whole lines: rows that start on a line and span whole vectors.
@@ -493,14 +503,10 @@ void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64
                          const float* pivot, const float* centered_mean, const float* scale, const float* shift,
                          bool relu, bool stream) {
   stream = stream && rows_can_stream(y, row_stride, width);
-  if (relu && stream)
-    normalize_rows_body<true, true>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
-  else if (relu)
-    normalize_rows_body<true, false>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
-  else if (stream)
-    normalize_rows_body<false, true>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
-  else
-    normalize_rows_body<false, false>(x, y, rows, row_stride, width, pivot, centered_mean, scale, shift);
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+    normalize_rows_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, y, rows, row_stride, width, pivot,
+                                                                              centered_mean, scale, shift);
+  });
 }
 
 template <bool relu>
@@ -685,14 +691,10 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
 void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a,
                                 float b, float c, float scale, float shift, bool relu, bool stream,
                                 std::int64_t next_plane) {
-  if (relu && stream)
-    grad_input_contiguous_body<true, true>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
-  else if (relu)
-    grad_input_contiguous_body<true, false>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
-  else if (stream)
-    grad_input_contiguous_body<false, true>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
-  else
-    grad_input_contiguous_body<false, false>(x, dy, dx, len, mean, a, b, c, scale, shift, next_plane);
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+    grad_input_contiguous_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, dy, dx, len, mean, a, b, c,
+                                                                                     scale, shift, next_plane);
+  });
 }
 
 template <bool relu, bool stream, int K>
@@ -769,14 +771,10 @@ void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64
                           std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
                           const float* scale, const float* shift, bool relu, bool stream, bool row_walk) {
   stream = stream && rows_can_stream(dx, row_stride, width);
-  if (relu && stream)
-    grad_input_rows_body<true, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
-  else if (relu)
-    grad_input_rows_body<true, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
-  else if (stream)
-    grad_input_rows_body<false, true>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
-  else
-    grad_input_rows_body<false, false>(x, dy, dx, rows, row_stride, width, mean, a, b, c, scale, shift, row_walk);
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+    grad_input_rows_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, dy, dx, rows, row_stride, width, mean,
+                                                                               a, b, c, scale, shift, row_walk);
+  });
 }
 
 // Layer norm's forward over one row's run of channels (header).
@@ -808,24 +806,14 @@ BNLAB_INLINE void normalize_across_channels_body(const float* x, const float* ga
 
 void normalize_across_channels_impl(const float* x, const float* gamma, const float* beta, float* y, std::int64_t len,
                                     float pivot, float centered_mean, float inv_std, bool stream) {
-  auto run = [&](auto has_gamma, auto has_beta) BNLAB_LAMBDA_INLINE {
+  with_flags(gamma, beta, [&](auto gamma_on, auto beta_on) {
     if (stream)
-      normalize_across_channels_body<decltype(has_gamma)::value, decltype(has_beta)::value, true>(
+      normalize_across_channels_body<decltype(gamma_on)::value, decltype(beta_on)::value, true>(
           x, gamma, beta, y, len, pivot, centered_mean, inv_std);
     else
-      normalize_across_channels_body<decltype(has_gamma)::value, decltype(has_beta)::value, false>(
+      normalize_across_channels_body<decltype(gamma_on)::value, decltype(beta_on)::value, false>(
           x, gamma, beta, y, len, pivot, centered_mean, inv_std);
-  };
-  using yes = std::true_type;
-  using no = std::false_type;
-  if (gamma && beta)
-    run(yes{}, yes{});
-  else if (gamma)
-    run(yes{}, no{});
-  else if (beta)
-    run(no{}, yes{});
-  else
-    run(no{}, no{});
+  });
 }
 
 // Layer norm's backward over one row's run of channels (header). The float partials of
@@ -870,18 +858,10 @@ BNLAB_INLINE void grad_sums_across_channels_body(const float* x, const float* dy
 void grad_sums_across_channels_impl(const float* x, const float* dy, const float* gamma, std::int64_t len, float mean,
                                     float inv_std, double& sum_g, double& sum_g_xc, float* acc_dy, float* acc_dy_xhat,
                                     std::int64_t next_run) {
-  if (gamma && acc_dy)
-    grad_sums_across_channels_body<true, true>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
-                                               next_run);
-  else if (gamma)
-    grad_sums_across_channels_body<true, false>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
-                                                next_run);
-  else if (acc_dy)
-    grad_sums_across_channels_body<false, true>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
-                                                next_run);
-  else
-    grad_sums_across_channels_body<false, false>(x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat,
-                                                 next_run);
+  with_flags(gamma, acc_dy, [&](auto gamma_on, auto accumulate) {
+    grad_sums_across_channels_body<decltype(gamma_on)::value, decltype(accumulate)::value>(
+        x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat, next_run);
+  });
 }
 
 template <bool has_gamma, bool stream>
@@ -908,14 +888,10 @@ BNLAB_INLINE void grad_input_across_channels_body(const float* x, const float* d
 
 void grad_input_across_channels_impl(const float* x, const float* dy, const float* gamma, float* dx, std::int64_t len,
                                      float mean, float inv_std, float b, float c, bool stream) {
-  if (gamma && stream)
-    grad_input_across_channels_body<true, true>(x, dy, gamma, dx, len, mean, inv_std, b, c);
-  else if (gamma)
-    grad_input_across_channels_body<true, false>(x, dy, gamma, dx, len, mean, inv_std, b, c);
-  else if (stream)
-    grad_input_across_channels_body<false, true>(x, dy, gamma, dx, len, mean, inv_std, b, c);
-  else
-    grad_input_across_channels_body<false, false>(x, dy, gamma, dx, len, mean, inv_std, b, c);
+  with_flags(gamma, stream, [&](auto gamma_on, auto stream_on) {
+    grad_input_across_channels_body<decltype(gamma_on)::value, decltype(stream_on)::value>(x, dy, gamma, dx, len, mean,
+                                                                                           inv_std, b, c);
+  });
 }
 
 }  // namespace
