@@ -389,7 +389,7 @@ BNLAB_INLINE void normalize_contiguous_body(const float* x, float* y, std::int64
 
 void normalize_contiguous_impl(const float* x, float* y, std::int64_t len, float pivot, float centered_mean,
                                float scale, float shift, bool relu, bool stream, std::int64_t next_plane) {
-  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) BNLAB_LAMBDA_INLINE {
     normalize_contiguous_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, y, len, pivot, centered_mean,
                                                                                     scale, shift, next_plane);
   });
@@ -503,7 +503,7 @@ void normalize_rows_impl(const float* x, float* y, std::int64_t rows, std::int64
                          const float* pivot, const float* centered_mean, const float* scale, const float* shift,
                          bool relu, bool stream) {
   stream = stream && rows_can_stream(y, row_stride, width);
-  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) BNLAB_LAMBDA_INLINE {
     normalize_rows_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, y, rows, row_stride, width, pivot,
                                                                               centered_mean, scale, shift);
   });
@@ -691,7 +691,7 @@ BNLAB_INLINE void grad_input_contiguous_body(const float* x, const float* dy, fl
 void grad_input_contiguous_impl(const float* x, const float* dy, float* dx, std::int64_t len, float mean, float a,
                                 float b, float c, float scale, float shift, bool relu, bool stream,
                                 std::int64_t next_plane) {
-  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) BNLAB_LAMBDA_INLINE {
     grad_input_contiguous_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, dy, dx, len, mean, a, b, c,
                                                                                      scale, shift, next_plane);
   });
@@ -771,7 +771,7 @@ void grad_input_rows_impl(const float* x, const float* dy, float* dx, std::int64
                           std::int64_t width, const float* mean, const float* a, const float* b, const float* c,
                           const float* scale, const float* shift, bool relu, bool stream, bool row_walk) {
   stream = stream && rows_can_stream(dx, row_stride, width);
-  with_flags(relu, stream, [&](auto relu_on, auto stream_on) {
+  with_flags(relu, stream, [&](auto relu_on, auto stream_on) BNLAB_LAMBDA_INLINE {
     grad_input_rows_body<decltype(relu_on)::value, decltype(stream_on)::value>(x, dy, dx, rows, row_stride, width, mean,
                                                                                a, b, c, scale, shift, row_walk);
   });
@@ -806,7 +806,7 @@ BNLAB_INLINE void normalize_across_channels_body(const float* x, const float* ga
 
 void normalize_across_channels_impl(const float* x, const float* gamma, const float* beta, float* y, std::int64_t len,
                                     float pivot, float centered_mean, float inv_std, bool stream) {
-  with_flags(gamma, beta, [&](auto gamma_on, auto beta_on) {
+  with_flags(gamma, beta, [&](auto gamma_on, auto beta_on) BNLAB_LAMBDA_INLINE {
     if (stream)
       normalize_across_channels_body<decltype(gamma_on)::value, decltype(beta_on)::value, true>(
           x, gamma, beta, y, len, pivot, centered_mean, inv_std);
@@ -858,7 +858,7 @@ BNLAB_INLINE void grad_sums_across_channels_body(const float* x, const float* dy
 void grad_sums_across_channels_impl(const float* x, const float* dy, const float* gamma, std::int64_t len, float mean,
                                     float inv_std, double& sum_g, double& sum_g_xc, float* acc_dy, float* acc_dy_xhat,
                                     std::int64_t next_run) {
-  with_flags(gamma, acc_dy, [&](auto gamma_on, auto accumulate) {
+  with_flags(gamma, acc_dy, [&](auto gamma_on, auto accumulate) BNLAB_LAMBDA_INLINE {
     grad_sums_across_channels_body<decltype(gamma_on)::value, decltype(accumulate)::value>(
         x, dy, gamma, len, mean, inv_std, sum_g, sum_g_xc, acc_dy, acc_dy_xhat, next_run);
   });
@@ -888,7 +888,7 @@ BNLAB_INLINE void grad_input_across_channels_body(const float* x, const float* d
 
 void grad_input_across_channels_impl(const float* x, const float* dy, const float* gamma, float* dx, std::int64_t len,
                                      float mean, float inv_std, float b, float c, bool stream) {
-  with_flags(gamma, stream, [&](auto gamma_on, auto stream_on) {
+  with_flags(gamma, stream, [&](auto gamma_on, auto stream_on) BNLAB_LAMBDA_INLINE {
     grad_input_across_channels_body<decltype(gamma_on)::value, decltype(stream_on)::value>(x, dy, gamma, dx, len, mean,
                                                                                            inv_std, b, c);
   });
