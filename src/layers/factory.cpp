@@ -193,6 +193,7 @@ std::unique_ptr<Layer> make_group_normalization(ConfigReader& r) {
   o.groups = r.get_int<std::int64_t>("groups", o.groups);
   o.axis = r.get_int<int>("axis", o.axis);
   if (r.find("num_channels")) o.num_channels = r.get_int<std::int64_t>("num_channels", 0);
+  if (r.find("instance_rank")) o.instance_rank = r.get_int<int>("instance_rank", 0);
   read_normalization_keys(r, o);
   return std::make_unique<GroupNormalization>(std::move(o));
 }

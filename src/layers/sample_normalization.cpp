@@ -161,6 +161,10 @@ Shape LayerNormalization::build(const Shape& input_shape, Rng& rng) {
   const std::string shape = detail::batch_shape_string(input_shape);
   detail::check_input_rank(*this, input_shape, 1, 3);
   detail::check_positive_dimensions(*this, input_shape);
+  if (options_.normalized_shape && options_.normalized_shape->size() > input_shape.size())
+    throw std::invalid_argument(fmt::format("{}: normalized_shape is ({}), longer than input {} without its batch",
+                                            detail::describe(*this), fmt::join(*options_.normalized_shape, ", "),
+                                            shape));
   std::vector<int> axes;
   for (int a : options_.axis) axes.push_back(a < 0 ? a + rank + 1 : a);
   std::sort(axes.begin(), axes.end());
@@ -184,9 +188,9 @@ Shape LayerNormalization::build(const Shape& input_shape, Rng& rng) {
     normalized.push_back(input_shape[static_cast<std::size_t>(a - 1)]);
   }
   if (options_.normalized_shape && *options_.normalized_shape != normalized)
-    throw std::invalid_argument(fmt::format("{}: normalized_shape is ({}), but input {} ends in ({})",
-                                            detail::describe(*this), fmt::join(*options_.normalized_shape, ", "), shape,
-                                            fmt::join(normalized, ", ")));
+    throw std::invalid_argument(fmt::format(
+        "{}: normalized_shape is ({}), but input {} has ({}) on the normalized axes", detail::describe(*this),
+        fmt::join(*options_.normalized_shape, ", "), shape, fmt::join(normalized, ", ")));
   const bool own_order = std::is_sorted(order.begin(), order.end());
   set_sample_order(own_order ? std::vector<int>{} : order);
   const std::int64_t features = detail::element_count(*this, normalized);
@@ -212,11 +216,26 @@ GroupNormalization::GroupNormalization(GroupNormalizationOptions options)
   if (options_.num_channels && *options_.num_channels < 1)
     throw std::invalid_argument(
         fmt::format("GroupNormalization: num_channels is {}, expected >= 1", *options_.num_channels));
+  if (options_.instance_rank && *options_.instance_rank != 2 && *options_.instance_rank != 3)
+    throw std::invalid_argument(
+        fmt::format("GroupNormalization: instance_rank is {}, expected 2 (InstanceNorm1d) or 3 "
+                    "(InstanceNorm2d)",
+                    *options_.instance_rank));
 }
 
 Shape GroupNormalization::build(const Shape& input_shape, Rng& rng) {
   const std::string shape = detail::batch_shape_string(input_shape);
   detail::check_input_rank(*this, input_shape, 1, 3);
+  if (options_.instance_rank) {
+    const char* expected = *options_.instance_rank == 2 ? "InstanceNorm1d expects input (N, C, L)"
+                                                        : "InstanceNorm2d expects input (N, C, H, W)";
+    if (static_cast<int>(input_shape.size()) != *options_.instance_rank)
+      throw std::invalid_argument(fmt::format("{}: {}, got {}", detail::describe(*this), expected, shape));
+    if (detail::element_count(*this, input_shape) == input_shape.front())
+      throw std::invalid_argument(
+          fmt::format("{}: {} with more than one position per channel, got {}: each channel would normalize one value",
+                      detail::describe(*this), expected, shape));
+  }
   const detail::ChannelGeometry geometry = detail::channel_geometry(*this, input_shape, options_.axis);
   if (options_.num_channels && *options_.num_channels != geometry.channels)
     throw std::invalid_argument(fmt::format("{}: num_channels is {}, but input {} has {} channels on axis {}",
@@ -236,6 +255,7 @@ void GroupNormalization::check_layout(const Tensor& x) const {
 LayerConfig GroupNormalization::config() const {
   LayerConfig config{{"groups", std::to_string(options_.groups)}, {"axis", std::to_string(options_.axis)}};
   if (options_.num_channels) config["num_channels"] = std::to_string(*options_.num_channels);
+  if (options_.instance_rank) config["instance_rank"] = std::to_string(*options_.instance_rank);
   add_config(config);
   return config;
 }
@@ -262,12 +282,30 @@ GroupNormalization GroupNorm(std::int64_t num_groups, std::int64_t num_channels,
   return GroupNormalization(std::move(o));
 }
 
+namespace {
+
+GroupNormalization instance_norm(const char* name, int rank, std::int64_t num_features, float eps, bool affine) {
+  if (num_features < 1)
+    throw std::invalid_argument(fmt::format("{}: num_features is {}, expected >= 1", name, num_features));
+  GroupNormalizationOptions o;
+  o.groups = num_features;
+  o.axis = 1;
+  o.epsilon = eps;
+  o.center = affine;
+  o.scale = affine;
+  o.num_channels = num_features;
+  o.instance_rank = rank;
+  return GroupNormalization(std::move(o));
+}
+
+}  // namespace
+
 GroupNormalization InstanceNorm1d(std::int64_t num_features, float eps, bool affine) {
-  return GroupNorm(num_features, num_features, eps, affine);
+  return instance_norm("InstanceNorm1d", 2, num_features, eps, affine);
 }
 
 GroupNormalization InstanceNorm2d(std::int64_t num_features, float eps, bool affine) {
-  return GroupNorm(num_features, num_features, eps, affine);
+  return instance_norm("InstanceNorm2d", 3, num_features, eps, affine);
 }
 
 }  // namespace bnlab

@@ -140,6 +140,33 @@ TEST(LayerNormalization, AxesThatAreNotTheLastOnes) {
   EXPECT_GT(check_layer_gradients(columns, images, 20), 0);
   const auto copy = make_layer("LayerNormalization", columns.config());
   EXPECT_EQ(copy->config().at("axis"), "-1,1");
+
+  // axis 1 of (N, H, W, C): each (sample, column, channel) over the rows, an order (1, 2, 0)
+  // that is not its own inverse; gamma and beta per row.
+  LayerNormalizationOptions image_rows;
+  image_rows.axis = {1};
+  LayerNormalization over_rows(image_rows);
+  over_rows.build({3, 4, 2}, rng);
+  EXPECT_EQ(over_rows.gamma().value.size(), 3);
+  over_rows.gamma().value = Tensor({3}, Layout::Plain);
+  for (int h = 0; h < 3; ++h) over_rows.gamma().value[h] = 1.0f + static_cast<float>(h);
+  const std::vector<double> by_rows = normalized_by_groups(
+      images, [](std::int64_t k) { return k / 24 * 8 + k % 8; }, 1e-3);
+  const Tensor& rows_y = over_rows.forward(images, true);
+  for (std::int64_t k = 0; k < images.size(); ++k)
+    EXPECT_NEAR(rows_y[k], (1.0 + static_cast<double>(k % 24 / 8)) * by_rows[static_cast<std::size_t>(k)], 1e-5) << k;
+  EXPECT_GT(check_layer_gradients(over_rows, images, 21), 0);
+  // Without the input gradient, gamma's and beta's gradients are the same.
+  over_rows.forward(images, true);
+  const Tensor dy = random_tensor({2, 3, 4, 2}, Layout::NHWC, 22);
+  over_rows.backward(dy);
+  const Tensor dgamma = over_rows.gamma().grad.clone(), dbeta = over_rows.beta().grad.clone();
+  over_rows.set_input_gradient_needed(false);
+  over_rows.backward(dy);
+  for (int h = 0; h < 3; ++h) {
+    EXPECT_EQ(over_rows.gamma().grad[h], dgamma[h]);
+    EXPECT_EQ(over_rows.beta().grad[h], dbeta[h]);
+  }
 }
 
 TEST(LayerNormalization, PyTorchLayerNormAndRefusals) {
@@ -161,7 +188,8 @@ TEST(LayerNormalization, PyTorchLayerNormAndRefusals) {
   BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3}, rng), "axis is (0, 1)", "not the batch");
   middle.axis = {1, -2};  // the same axis twice
   BNLAB_EXPECT_INVALID(LayerNormalization(middle).build({3, 4}, rng), "axis is (1, -2)", "distinct axes", "1 to 2");
-  BNLAB_EXPECT_INVALID(LayerNorm({1, 28, 28}).build({28, 28}, rng), "axis is (-3, -2, -1)", "(None, 28, 28)");
+  BNLAB_EXPECT_INVALID(LayerNorm({1, 28, 28}).build({28, 28}, rng), "normalized_shape is (1, 28, 28)",
+                       "longer than input (None, 28, 28)");
   BNLAB_EXPECT_INVALID(LayerNormalization().build({3, 0}, rng), "(None, 3, 0)", "every dimension >= 1");
   LayerNormalizationOptions bad;
   bad.epsilon = 0.0f;
@@ -253,6 +281,16 @@ TEST(GroupNormalization, PyTorchInstanceNormNormalizesEachPlane) {
                       s, [](std::int64_t k) { return k / 6; }, 1e-5),
                   1e-5);
   BNLAB_EXPECT_INVALID(InstanceNorm2d(4).build({3, 4, 5}, rng), "num_channels is 4", "3 channels");
+  // PyTorch's ranks: 1d takes (N, C, L), 2d (N, C, H, W), each with more than one position.
+  BNLAB_EXPECT_INVALID(InstanceNorm1d(16).build({16}, rng), "InstanceNorm1d expects input (N, C, L)", "(None, 16)");
+  BNLAB_EXPECT_INVALID(InstanceNorm2d(3).build({3, 20}, rng), "InstanceNorm2d expects input (N, C, H, W)",
+                       "(None, 3, 20)");
+  BNLAB_EXPECT_INVALID(InstanceNorm1d(3).build({3, 1}, rng), "more than one position", "(None, 3, 1)");
+  BNLAB_EXPECT_INVALID(InstanceNorm2d(0), "InstanceNorm2d", "num_features is 0");
+  const auto copy = make_layer("GroupNormalization", instance.config());
+  EXPECT_EQ(copy->config(), instance.config());
+  EXPECT_EQ(instance.config().at("instance_rank"), "3");
+  BNLAB_EXPECT_INVALID(make_layer("GroupNormalization", {{"instance_rank", "4"}}), "instance_rank is 4");
 }
 
 TEST(SampleNormalization, ConfigsRoundTripThroughTheFactory) {

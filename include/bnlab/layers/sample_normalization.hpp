@@ -8,9 +8,9 @@
 //     scale, beta_initializer, gamma_initializer) and, through LayerNorm, torch.nn.LayerNorm(
 //     normalized_shape, eps=1e-5, elementwise_affine). It normalizes over any of the input's
 //     axes but the batch (Keras's default -1, {1, 2, 3} for a whole image, {1} for the first
-//     of (N, T, F)); gamma and beta have one value per normalized element, flat in the order of
-//     the normalized axes (Keras's param_shape). The last axes are contiguous in memory; other
-//     sets go through a copy of each sample into that order and back.
+//     of (N, T, F)); gamma and beta have one value per normalized element, flat in the increasing
+//     order of the normalized axes (the flat order of Keras's param_shape, which it reshapes). The last axes are
+//     contiguous in memory; other sets go through a copy of each sample into that order and back.
 //   GroupNormalization: keras.layers.GroupNormalization(groups=32, axis=-1, epsilon=1e-3, center,
 //     scale, initializers) and, through GroupNorm, torch.nn.GroupNorm(num_groups, num_channels,
 //     eps=1e-5, affine). Channels on `axis` (last: NC or NHWC; 1: NCHW, as BatchNormalization)
@@ -126,6 +126,9 @@ struct GroupNormalizationOptions {
   std::string beta_initializer = "zeros";
   std::string gamma_initializer = "ones";
   std::optional<std::int64_t> num_channels;  // PyTorch's argument, checked at build
+  // PyTorch's InstanceNorm1d (2) and InstanceNorm2d (3): the per-sample rank (C, L) or
+  // (C, H, W) it takes, with more than one position per channel; checked at build.
+  std::optional<int> instance_rank;
 };
 
 class GroupNormalization : public detail::SampleNormalization {
