@@ -271,7 +271,11 @@ LayerNormalization LayerNorm(Shape normalized_shape, float eps, bool elementwise
   return LayerNormalization(std::move(o));
 }
 
-GroupNormalization GroupNorm(std::int64_t num_groups, std::int64_t num_channels, float eps, bool affine) {
+namespace {
+
+// torch.nn.GroupNorm's arguments as options: channels first.
+GroupNormalizationOptions pytorch_group_norm(std::int64_t num_groups, std::int64_t num_channels, float eps,
+                                             bool affine) {
   GroupNormalizationOptions o;
   o.groups = num_groups;
   o.axis = 1;
@@ -279,26 +283,22 @@ GroupNormalization GroupNorm(std::int64_t num_groups, std::int64_t num_channels,
   o.center = affine;
   o.scale = affine;
   o.num_channels = num_channels;
-  return GroupNormalization(std::move(o));
+  return o;
 }
-
-namespace {
 
 GroupNormalization instance_norm(const char* name, int rank, std::int64_t num_features, float eps, bool affine) {
   if (num_features < 1)
     throw std::invalid_argument(fmt::format("{}: num_features is {}, expected >= 1", name, num_features));
-  GroupNormalizationOptions o;
-  o.groups = num_features;
-  o.axis = 1;
-  o.epsilon = eps;
-  o.center = affine;
-  o.scale = affine;
-  o.num_channels = num_features;
+  GroupNormalizationOptions o = pytorch_group_norm(num_features, num_features, eps, affine);
   o.instance_rank = rank;
   return GroupNormalization(std::move(o));
 }
 
 }  // namespace
+
+GroupNormalization GroupNorm(std::int64_t num_groups, std::int64_t num_channels, float eps, bool affine) {
+  return GroupNormalization(pytorch_group_norm(num_groups, num_channels, eps, affine));
+}
 
 GroupNormalization InstanceNorm1d(std::int64_t num_features, float eps, bool affine) {
   return instance_norm("InstanceNorm1d", 2, num_features, eps, affine);
