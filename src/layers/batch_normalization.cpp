@@ -73,6 +73,14 @@ const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
   const kernels::BatchNormShape shape = kernel_shape(x.dim(0));
   const float* gamma = options_.scale ? gamma_.value.data() : nullptr;
   const float* beta = options_.center ? beta_.value.data() : nullptr;
+  // Keras normalizes a single value per channel (its biased variance is 0, the output beta);
+  // PyTorch refuses it, since its running variance is unbiased. Refused before any state
+  // changes: a backward after it must not pair this input with the last forward's statistics.
+  if (training && options_.convention == BatchNormConvention::pytorch && shape.count_per_channel() < 2)
+    throw std::invalid_argument(fmt::format(
+        "{}: expected more than 1 value per channel when training (PyTorch's convention: the running variance is "
+        "unbiased), got input {} ({} per channel)",
+        detail::describe(*this), x.shape_string(), shape.count_per_channel()));
   Tensor& y = y_.resize_like(x);
   x_ = x;
   last_forward_training_ = training;
@@ -81,13 +89,6 @@ const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
                                          gamma, beta, options_.epsilon, y.data());
     return y;
   }
-  // Keras normalizes a single value per channel (its biased variance is 0, the output beta);
-  // PyTorch refuses it, since its running variance is unbiased.
-  if (options_.convention == BatchNormConvention::pytorch && shape.count_per_channel() < 2)
-    throw std::invalid_argument(fmt::format(
-        "{}: expected more than 1 value per channel when training (PyTorch's convention: the running variance is "
-        "unbiased), got input {} ({} per channel)",
-        detail::describe(*this), x.shape_string(), shape.count_per_channel()));
   kernels::batchnorm_forward_training(shape, x.data(), gamma, beta, options_.epsilon, y.data(), saved_mean_.data(),
                                       saved_inv_std_.data(), batch_variance_.data());
   if (options_.convention == BatchNormConvention::keras) {

@@ -249,6 +249,31 @@ TEST(BatchNormalization, BadArgumentsThrowNamingThem) {
   BNLAB_EXPECT_INVALID(bn.forward(Tensor({2, 5}, Layout::NC), true), "(2, 5)", "(None, 4)");
 }
 
+// A refused forward leaves the layer as the last accepted one left it: the backward of a batch
+// of one after it is refused by its size, not computed from the one input and the previous
+// batch's statistics, and the running statistics and count are untouched.
+TEST(BatchNormalization, RefusedForwardLeavesTheLastForwardsState) {
+  Rng rng(0);
+  BatchNormalization bn = BatchNorm1d(3);
+  bn.build({3}, rng);
+  Tensor x({4, 3}, Layout::NC);
+  for (std::int64_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7) % 5) - 1.5f;
+  bn.forward(x, true);
+  const std::vector<float> mean(bn.moving_mean().value.data(), bn.moving_mean().value.data() + 3);
+  Tensor one({1, 3}, Layout::NC);
+  one.fill(40.0f);
+  BNLAB_EXPECT_INVALID(bn.forward(one, true), "more than 1 value per channel");
+  Tensor dy_one({1, 3}, Layout::NC);
+  dy_one.fill(1.0f);
+  BNLAB_EXPECT_INVALID(bn.backward(dy_one), "batch of 1", "last forward had 4");
+  EXPECT_EQ(bn.num_batches_tracked(), 1);
+  for (int c = 0; c < 3; ++c) EXPECT_EQ(bn.moving_mean().value[c], mean[static_cast<std::size_t>(c)]);
+  Tensor dy({4, 3}, Layout::NC);
+  dy.fill(1.0f);
+  const Tensor& dx = bn.backward(dy);  // still the accepted batch's backward: dx of a constant dy is 0
+  for (std::int64_t i = 0; i < dx.size(); ++i) EXPECT_NEAR(dx[i], 0.0f, 1e-6f);
+}
+
 // BatchNorm2d (axis 1) after Conv2D, whose output is NHWC, builds when the image height equals
 // the filter count; it must then refuse the NHWC tensor rather than normalize image rows.
 TEST(BatchNormalization, RefusesATensorWhoseLayoutContradictsTheAxis) {
