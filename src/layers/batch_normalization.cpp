@@ -26,6 +26,10 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options) : opti
   if (!o.momentum && o.convention == BatchNormConvention::keras)
     throw std::invalid_argument(
         "BatchNormalization: momentum is none (a cumulative average), which only the PyTorch convention has");
+  if (!o.track_running_stats && o.convention == BatchNormConvention::keras)
+    throw std::invalid_argument(
+        "BatchNormalization: track_running_stats is false (batch statistics in inference), which only the PyTorch "
+        "convention has");
   if (o.num_features && *o.num_features < 1)
     throw std::invalid_argument(fmt::format("BatchNormalization: num_features is {}, expected >= 1", *o.num_features));
   if (o.min_input_rank < 1 || o.max_input_rank > 3 || o.min_input_rank > o.max_input_rank)
@@ -50,10 +54,12 @@ Shape BatchNormalization::build(const Shape& input_shape, Rng& rng) {
   const std::int64_t C = channels_;
   if (options_.scale) initializers::create_trainable(gamma_, {C}, options_.gamma_initializer, C, C, rng);
   if (options_.center) initializers::create_trainable(beta_, {C}, options_.beta_initializer, C, C, rng);
-  moving_mean_.value = Tensor({C});
-  moving_variance_.value = Tensor({C});
-  initializers::initialize(options_.moving_mean_initializer, moving_mean_.value, C, C, rng);
-  initializers::initialize(options_.moving_variance_initializer, moving_variance_.value, C, C, rng);
+  if (options_.track_running_stats) {
+    moving_mean_.value = Tensor({C});
+    moving_variance_.value = Tensor({C});
+    initializers::initialize(options_.moving_mean_initializer, moving_mean_.value, C, C, rng);
+    initializers::initialize(options_.moving_variance_initializer, moving_variance_.value, C, C, rng);
+  }
   saved_mean_ = Tensor({C});
   saved_inv_std_ = Tensor({C});
   batch_variance_ = Tensor({C});
@@ -73,24 +79,29 @@ const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
   const kernels::BatchNormShape shape = kernel_shape(x.dim(0));
   const float* gamma = options_.scale ? gamma_.value.data() : nullptr;
   const float* beta = options_.center ? beta_.value.data() : nullptr;
+  // Without running statistics inference normalizes with the batch's, as PyTorch does.
+  const bool batch_statistics = training || !options_.track_running_stats;
   // Keras normalizes a single value per channel (its biased variance is 0, the output beta);
   // PyTorch refuses it, since its running variance is unbiased. Refused before any state
   // changes: a backward after it must not pair this input with the last forward's statistics.
-  if (training && options_.convention == BatchNormConvention::pytorch && shape.count_per_channel() < 2)
-    throw std::invalid_argument(fmt::format(
-        "{}: expected more than 1 value per channel when training (PyTorch's convention: the running variance is "
-        "unbiased), got input {} ({} per channel)",
-        detail::describe(*this), x.shape_string(), shape.count_per_channel()));
+  if (batch_statistics && options_.convention == BatchNormConvention::pytorch && shape.count_per_channel() < 2)
+    throw std::invalid_argument(
+        fmt::format("{}: expected more than 1 value per channel when {} (PyTorch's convention: the running variance is "
+                    "unbiased), got input {} ({} per channel)",
+                    detail::describe(*this),
+                    training ? "training" : "normalizing with batch statistics (track_running_stats false)",
+                    x.shape_string(), shape.count_per_channel()));
   Tensor& y = y_.resize_like(x);
   x_ = x;
-  last_forward_training_ = training;
-  if (!training) {
+  last_forward_training_ = batch_statistics;
+  if (!batch_statistics) {
     kernels::batchnorm_forward_inference(shape, x.data(), moving_mean_.value.data(), moving_variance_.value.data(),
                                          gamma, beta, options_.epsilon, y.data());
     return y;
   }
   kernels::batchnorm_forward_training(shape, x.data(), gamma, beta, options_.epsilon, y.data(), saved_mean_.data(),
                                       saved_inv_std_.data(), batch_variance_.data());
+  if (!training || !options_.track_running_stats) return y;
   if (options_.convention == BatchNormConvention::keras) {
     kernels::update_moving_statistics_keras(channels_, saved_mean_.data(), batch_variance_.data(), *options_.momentum,
                                             moving_mean_.value.data(), moving_variance_.value.data());
@@ -145,8 +156,10 @@ std::vector<Parameter*> BatchNormalization::parameters() {
   std::vector<Parameter*> params;
   if (options_.scale) params.push_back(&gamma_);
   if (options_.center) params.push_back(&beta_);
-  params.push_back(&moving_mean_);
-  params.push_back(&moving_variance_);
+  if (options_.track_running_stats) {
+    params.push_back(&moving_mean_);
+    params.push_back(&moving_variance_);
+  }
   return params;
 }
 
@@ -172,7 +185,9 @@ LayerConfig BatchNormalization::config() const {
   if (o.num_features) config["num_features"] = std::to_string(*o.num_features);
   if (o.min_input_rank != 1) config["min_input_rank"] = std::to_string(o.min_input_rank);
   if (o.max_input_rank != 3) config["max_input_rank"] = std::to_string(o.max_input_rank);
-  if (o.convention == BatchNormConvention::pytorch) config["num_batches_tracked"] = std::to_string(num_batches_tracked_);
+  if (!o.track_running_stats) config["track_running_stats"] = "false";
+  if (o.convention == BatchNormConvention::pytorch && o.track_running_stats)
+    config["num_batches_tracked"] = std::to_string(num_batches_tracked_);
   add_regularizer_config(config);
   return config;
 }
@@ -180,12 +195,13 @@ LayerConfig BatchNormalization::config() const {
 namespace {
 
 BatchNormalization pytorch_batch_norm(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine,
-                                      int min_rank, int max_rank) {
+                                      bool track_running_stats, int min_rank, int max_rank) {
   BatchNormalizationOptions o = BatchNormalizationOptions::pytorch_defaults();
   o.momentum = momentum;
   o.epsilon = eps;
   o.center = affine;
   o.scale = affine;
+  o.track_running_stats = track_running_stats;
   o.num_features = num_features;
   o.min_input_rank = min_rank;
   o.max_input_rank = max_rank;
@@ -194,12 +210,14 @@ BatchNormalization pytorch_batch_norm(std::int64_t num_features, float eps, std:
 
 }  // namespace
 
-BatchNormalization BatchNorm1d(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine) {
-  return pytorch_batch_norm(num_features, eps, momentum, affine, 1, 2);
+BatchNormalization BatchNorm1d(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine,
+                               bool track_running_stats) {
+  return pytorch_batch_norm(num_features, eps, momentum, affine, track_running_stats, 1, 2);
 }
 
-BatchNormalization BatchNorm2d(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine) {
-  return pytorch_batch_norm(num_features, eps, momentum, affine, 3, 3);
+BatchNormalization BatchNorm2d(std::int64_t num_features, float eps, std::optional<float> momentum, bool affine,
+                               bool track_running_stats) {
+  return pytorch_batch_norm(num_features, eps, momentum, affine, track_running_stats, 3, 3);
 }
 
 }  // namespace bnlab

@@ -218,6 +218,7 @@ std::unique_ptr<Layer> make_batch_normalization(ConfigReader& r) {
   if (r.find("num_features")) o.num_features = r.get_int<std::int64_t>("num_features", 0);
   o.min_input_rank = r.get_int<int>("min_input_rank", o.min_input_rank);
   o.max_input_rank = r.get_int<int>("max_input_rank", o.max_input_rank);
+  o.track_running_stats = r.get_bool("track_running_stats", o.track_running_stats);
   auto layer = std::make_unique<BatchNormalization>(std::move(o));
   layer->set_num_batches_tracked(r.get_int<std::int64_t>("num_batches_tracked", 0));
   return layer;

@@ -1,9 +1,11 @@
+#include "bnlab/layers/batch_normalization.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
-#include "bnlab/layers/batch_normalization.hpp"
+#include "bnlab/layers/factory.hpp"
 #include "layers/grad_check.hpp"
 
 namespace bnlab {
@@ -163,6 +165,57 @@ TEST(BatchNormalization, PyTorchRunningStatisticsWithMomentum) {
   // Training output uses eps = 1e-5.
   const Tensor& y = bn.forward(x, true);
   EXPECT_NEAR(y[0], (x[0] - mean[0]) / std::sqrt(var[0] + 1e-5), 1e-5);
+}
+
+// PyTorch's track_running_stats=False: no running statistics (no buffers, nothing
+// non-trainable), and inference normalizes with the batch's statistics exactly as training
+// does, so its output and its backward are training's; nothing is counted or updated.
+TEST(BatchNormalization, PyTorchWithoutRunningStatisticsUsesTheBatchInInference) {
+  Rng rng(0);
+  BatchNormalization bn = BatchNorm1d(3, 1e-5f, 0.1f, true, false);
+  bn.build({3}, rng);
+  randomize_affine(bn, 7);
+  ASSERT_EQ(bn.parameters().size(), 2u);
+  EXPECT_EQ(bn.parameters()[0]->name, "gamma");
+  EXPECT_EQ(bn.parameters()[1]->name, "beta");
+  const Tensor x = random_tensor({6, 3}, Layout::NC, 31, 2.0f, 3.0f);
+  std::vector<double> mean, var;
+  channel_moments(x, 3, mean, var);
+  const Tensor y_inference = bn.forward(x, false);  // a copy: the layer reuses its buffer
+  for (std::int64_t i = 0; i < x.size(); ++i) {
+    const std::int64_t c = i % 3;
+    const double expected = bn.gamma().value[c] * (x[i] - mean[c]) / std::sqrt(var[c] + 1e-5) + bn.beta().value[c];
+    EXPECT_NEAR(y_inference[i], expected, 1e-5) << i;
+  }
+  const Tensor dy = random_tensor({6, 3}, Layout::NC, 32, 0.0f, 1.0f);
+  const Tensor dx_inference = bn.backward(dy);
+  const std::vector<float> dgamma_inference(bn.gamma().grad.data(), bn.gamma().grad.data() + 3);
+  const Tensor& y_training = bn.forward(x, true);
+  for (std::int64_t i = 0; i < x.size(); ++i) EXPECT_EQ(y_training[i], y_inference[i]) << i;
+  const Tensor& dx_training = bn.backward(dy);
+  for (std::int64_t i = 0; i < x.size(); ++i) EXPECT_EQ(dx_training[i], dx_inference[i]) << i;
+  for (int c = 0; c < 3; ++c) EXPECT_EQ(bn.gamma().grad[c], dgamma_inference[static_cast<std::size_t>(c)]);
+  // The full batch-statistics gradient in inference too (a frozen-statistics one would differ).
+  testing::GradCheckOptions inference;
+  inference.training = false;
+  inference.step = 2e-3;
+  EXPECT_GT(check_layer_gradients(bn, x, 33, inference), 0);
+  EXPECT_EQ(bn.num_batches_tracked(), 0);
+  BNLAB_EXPECT_INVALID(bn.forward(Tensor({1, 3}, Layout::NC), false), "more than 1 value per channel",
+                       "track_running_stats");
+  const LayerConfig config = bn.config();
+  EXPECT_EQ(config.at("track_running_stats"), "false");
+  EXPECT_EQ(config.count("num_batches_tracked"), 0u);
+  auto copy = make_layer("BatchNormalization", config);
+  copy->build({3}, rng);
+  EXPECT_EQ(copy->parameters().size(), 2u);
+  EXPECT_FALSE(dynamic_cast<BatchNormalization&>(*copy).options().track_running_stats);
+  BatchNormalizationOptions keras;
+  keras.track_running_stats = false;
+  BNLAB_EXPECT_INVALID(BatchNormalization{keras}, "track_running_stats", "PyTorch convention");
+  BatchNormalization images = BatchNorm2d(2, 1e-5f, 0.1f, false, false);
+  images.build({2, 3, 3}, rng);
+  EXPECT_TRUE(images.parameters().empty());
 }
 
 TEST(BatchNormalization, PyTorchCumulativeAverageWithoutMomentum) {

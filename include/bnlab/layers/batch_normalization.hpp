@@ -8,21 +8,26 @@
 //   Keras convention: moving = momentum * moving + (1 - momentum) * batch, biased batch
 //   variance (momentum 0.99, epsilon 1e-3). PyTorch convention: running = (1 - momentum) *
 //   running + momentum * batch, unbiased batch variance, momentum = nullopt for a cumulative
-//   average over num_batches_tracked batches (momentum 0.1, eps 1e-5).
+//   average over num_batches_tracked batches (momentum 0.1, eps 1e-5). PyTorch's
+//   track_running_stats = false: no running statistics at all, and batch statistics in
+//   inference too (the inference formula above then does not apply).
 // REQUIRES
 //   epsilon > 0 and finite; momentum in [0, 1] (nullopt only with the PyTorch convention);
+//   track_running_stats false only with the PyTorch convention;
 //   initializers known to initializers.hpp; build() with a per-sample shape of rank
 //   min_input_rank..max_input_rank whose `axis` (Keras numbering: 0 is the batch, negative
 //   counts from the end) is the last dimension (channels last: {features} -> NC kernel,
 //   {H, W, C} -> NHWC kernel) or dimension 1 (channels first: {C, H, W} -> NCHW kernel);
 //   num_features, when given, equal to that dimension. Training with the PyTorch convention
-//   needs N * H * W >= 2 (its running variance is unbiased); with Keras's a single value per
-//   channel normalizes to beta (variance 0), as Keras does.
+//   needs N * H * W >= 2 (its running variance is unbiased), and so does inference without
+//   running statistics; with Keras's a single value per channel normalizes to beta (variance
+//   0), as Keras does.
 // ENSURES
 //   parameters() in Keras's order: gamma (when scale), beta (when center), both trainable;
-//   moving_mean, moving_variance, non-trainable with undefined grad (2C + 2C for summary()).
-//   backward after a training forward is the full batch-statistics gradient; after an
-//   inference forward it holds the statistics constant.
+//   moving_mean, moving_variance, non-trainable with undefined grad (2C + 2C for summary());
+//   without running statistics only gamma and beta. backward after a forward with batch
+//   statistics is the full batch-statistics gradient; after an inference forward with the
+//   moving statistics it holds them constant.
 //   Violations throw std::invalid_argument naming the layer, the argument and the value.
 
 #include <cstdint>
@@ -56,6 +61,9 @@ struct BatchNormalizationOptions {
   std::optional<std::int64_t> num_features;  // PyTorch's argument, checked at build
   int min_input_rank = 1;                    // per-sample rank accepted by build
   int max_input_rank = 3;
+  // PyTorch's argument: false keeps no running statistics and normalizes with the batch's in
+  // inference as in training (PyTorch convention only).
+  bool track_running_stats = true;
 };
 
 class BatchNormalization : public Layer {
@@ -109,11 +117,13 @@ private:
   detail::BatchBuffer xhat_;
 };
 
-// torch.nn.BatchNorm1d(num_features, eps, momentum, affine): input (N, C) or (N, C, L).
+// torch.nn.BatchNorm1d(num_features, eps, momentum, affine, track_running_stats): input (N, C)
+// or (N, C, L), one of the two per layer (the shape it was built for).
 BatchNormalization BatchNorm1d(std::int64_t num_features, float eps = 1e-5f, std::optional<float> momentum = 0.1f,
-                               bool affine = true);
-// torch.nn.BatchNorm2d(num_features, eps, momentum, affine): input (N, C, H, W), NCHW.
+                               bool affine = true, bool track_running_stats = true);
+// torch.nn.BatchNorm2d(num_features, eps, momentum, affine, track_running_stats): input
+// (N, C, H, W), NCHW, of the H and W it was built for.
 BatchNormalization BatchNorm2d(std::int64_t num_features, float eps = 1e-5f, std::optional<float> momentum = 0.1f,
-                               bool affine = true);
+                               bool affine = true, bool track_running_stats = true);
 
 }  // namespace bnlab
