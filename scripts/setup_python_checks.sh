@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Optional: the PyPI packages of the Python-side cross-checks that Debian does not package.
-#   tensorflow-cpu  Keras's BatchNormalization, the framework seed 003 ran
-#                   (tests/layers/batch_normalization_keras_test.cpp, tests/reference/keras_batchnorm.py)
+#   tensorflow-cpu  Keras's BatchNormalization, LayerNormalization and GroupNormalization, from the
+#                   framework seed 003 ran (tests/layers/*_keras_test.cpp, tests/reference/keras_*.py)
 # Installed into `python3` on PATH (not Debian's /usr/bin/python3, which keeps python3-torch from
 # apt for the PyTorch checks). bnlab itself never needs them; without them those tests skip.
 set -euo pipefail

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <ostream>
 #include <string>
 
 #include "bnlab/layers/batch_normalization.hpp"
@@ -28,6 +29,9 @@ struct KerasCase {
   float momentum, epsilon;
   bool center, scale;
 };
+
+// gtest prints a failing case by its name instead of its bytes.
+void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
 
 std::vector<float> values_of(const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.size()); }
 
