@@ -13,8 +13,7 @@
 #include <string>
 
 #include "bnlab/layers/batch_normalization.hpp"
-#include "kernels/batchnorm_test_support.hpp"
-#include "kernels/torch_support.hpp"
+#include "layers/keras_support.hpp"
 
 namespace bnlab::testing {
 namespace {
@@ -33,12 +32,9 @@ struct KerasCase {
 // gtest prints a failing case by its name instead of its bytes.
 void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
 
-std::vector<float> values_of(const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.size()); }
-
 class BatchNormalizationKeras : public ::testing::TestWithParam<KerasCase> {};
 
 TEST_P(BatchNormalizationKeras, TrainingGradientsMovingStatisticsAndInferenceMatchKeras) {
-  if (std::system("command -v python3 > /dev/null 2>&1") != 0) GTEST_SKIP() << "no python3 on PATH";
   const KerasCase kc = GetParam();
   BatchNormalizationOptions o;
   o.axis = kc.axis;
@@ -54,9 +50,7 @@ TEST_P(BatchNormalizationKeras, TrainingGradientsMovingStatisticsAndInferenceMat
 
   Tensor x(kc.batch_shape, kc.layout), dy(kc.batch_shape, kc.layout);
   const auto n = static_cast<std::size_t>(x.size());
-  const auto x_values = random_normal(n, 1.5f, 3.0f, 71), dy_values = random_normal(n, 0.0f, 1.0f, 72);
-  std::copy(x_values.begin(), x_values.end(), x.data());
-  std::copy(dy_values.begin(), dy_values.end(), dy.data());
+  const auto x_values = fill_normal(x, 1.5f, 3.0f, 71), dy_values = fill_normal(dy, 0.0f, 1.0f, 72);
   const auto gamma = random_normal(C, 1.0f, 0.4f, 73), beta = random_normal(C, 0.0f, 0.4f, 74);
   const auto moving_mean = random_normal(C, 0.2f, 0.3f, 75);
   auto moving_variance = random_normal(C, 0.0f, 0.3f, 76);
@@ -74,18 +68,15 @@ TEST_P(BatchNormalizationKeras, TrainingGradientsMovingStatisticsAndInferenceMat
   write_f32(dir / "beta.f32", beta);
   write_f32(dir / "moving_mean.f32", moving_mean);
   write_f32(dir / "moving_variance.f32", moving_variance);
-  std::string shape_argument;
-  for (const std::int64_t d : kc.batch_shape) shape_argument += (shape_argument.empty() ? "" : ",") + std::to_string(d);
-  const std::string command = std::string("python3 ") + BNLAB_SOURCE_DIR + "/tests/reference/keras_batchnorm.py " +
-                              dir.string() + " " + shape_argument + " " + std::to_string(kc.axis) + " " +
-                              std::to_string(kc.momentum) + " " + std::to_string(kc.epsilon) + " " +
-                              (kc.center ? "true" : "false") + " " + (kc.scale ? "true" : "false");
-  const TorchRun run = run_torch_script(command);
+  const std::string arguments = dir.string() + " " + comma_separated(kc.batch_shape) + " " + std::to_string(kc.axis) +
+                                " " + std::to_string(kc.momentum) + " " + std::to_string(kc.epsilon) + " " +
+                                (kc.center ? "true" : "false") + " " + (kc.scale ? "true" : "false");
+  const TorchRun run = run_keras_script("keras_batchnorm.py", arguments);
   if (run == TorchRun::unavailable) {
     fs::remove_all(dir);
     GTEST_SKIP() << "TensorFlow is not importable by python3 (bash scripts/setup_python_checks.sh installs it)";
   }
-  ASSERT_EQ(run, TorchRun::ok) << command;
+  ASSERT_EQ(run, TorchRun::ok) << arguments;
 
   const std::vector<float> y = values_of(bn.forward(x, true));
   const std::vector<float> dx = values_of(bn.backward(dy));

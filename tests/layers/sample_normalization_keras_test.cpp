@@ -13,8 +13,7 @@
 #include <string>
 
 #include "bnlab/layers/sample_normalization.hpp"
-#include "kernels/batchnorm_test_support.hpp"
-#include "kernels/torch_support.hpp"
+#include "layers/keras_support.hpp"
 
 namespace bnlab::testing {
 namespace {
@@ -35,18 +34,9 @@ struct KerasCase {
 // gtest prints a failing case by its name instead of its bytes.
 void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
 
-std::vector<float> values_of(const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.size()); }
-
-std::string joined(const std::vector<std::int64_t>& values) {
-  std::string text;
-  for (const std::int64_t v : values) text += (text.empty() ? "" : ",") + std::to_string(v);
-  return text;
-}
-
 class SampleNormalizationKeras : public ::testing::TestWithParam<KerasCase> {};
 
 TEST_P(SampleNormalizationKeras, OutputAndGradientsMatchKeras) {
-  if (std::system("command -v python3 > /dev/null 2>&1") != 0) GTEST_SKIP() << "no python3 on PATH";
   const KerasCase kc = GetParam();
   std::unique_ptr<detail::SampleNormalization> layer;
   if (kc.group) {
@@ -72,9 +62,7 @@ TEST_P(SampleNormalizationKeras, OutputAndGradientsMatchKeras) {
 
   Tensor x(kc.batch_shape, kc.layout), dy(kc.batch_shape, kc.layout);
   const auto n = static_cast<std::size_t>(x.size());
-  const auto x_values = random_normal(n, 1.5f, 3.0f, 81), dy_values = random_normal(n, 0.0f, 1.0f, 82);
-  std::copy(x_values.begin(), x_values.end(), x.data());
-  std::copy(dy_values.begin(), dy_values.end(), dy.data());
+  const auto x_values = fill_normal(x, 1.5f, 3.0f, 81), dy_values = fill_normal(dy, 0.0f, 1.0f, 82);
   const auto gamma = random_normal(P, 1.0f, 0.4f, 83), beta = random_normal(P, 0.0f, 0.4f, 84);
   if (kc.scale) std::copy(gamma.begin(), gamma.end(), layer->gamma().value.data());
   if (kc.center) std::copy(beta.begin(), beta.end(), layer->beta().value.data());
@@ -85,17 +73,16 @@ TEST_P(SampleNormalizationKeras, OutputAndGradientsMatchKeras) {
   write_f32(dir / "dy.f32", dy_values);
   write_f32(dir / "gamma.f32", gamma);
   write_f32(dir / "beta.f32", beta);
-  const std::string command =
-      std::string("python3 ") + BNLAB_SOURCE_DIR + "/tests/reference/keras_sample_normalization.py " + dir.string() +
-      " " + (kc.group ? "group" : "layer") + " " + joined(kc.batch_shape) + " " +
-      joined(std::vector<std::int64_t>(kc.axis.begin(), kc.axis.end())) + " " + std::to_string(kc.groups) + " " +
-      std::to_string(kc.epsilon) + " " + (kc.center ? "true" : "false") + " " + (kc.scale ? "true" : "false");
-  const TorchRun run = run_torch_script(command);
+  const std::string arguments =
+      dir.string() + " " + (kc.group ? "group" : "layer") + " " + comma_separated(kc.batch_shape) + " " +
+      comma_separated(std::vector<std::int64_t>(kc.axis.begin(), kc.axis.end())) + " " + std::to_string(kc.groups) +
+      " " + std::to_string(kc.epsilon) + " " + (kc.center ? "true" : "false") + " " + (kc.scale ? "true" : "false");
+  const TorchRun run = run_keras_script("keras_sample_normalization.py", arguments);
   if (run == TorchRun::unavailable) {
     fs::remove_all(dir);
     GTEST_SKIP() << "TensorFlow is not importable by python3 (bash scripts/setup_python_checks.sh installs it)";
   }
-  ASSERT_EQ(run, TorchRun::ok) << command;
+  ASSERT_EQ(run, TorchRun::ok) << arguments;
 
   EXPECT_LT(max_abs_diff(values_of(layer->forward(x, true)), read_f32(dir / "y.f32", n)), 1e-4);
   EXPECT_LT(max_abs_diff(values_of(layer->backward(dy)), read_f32(dir / "dx.f32", n)), 1e-4);

@@ -9,33 +9,19 @@ gradient dy, the moving statistics after it, then an inference call on the same 
 Exits 77 when TensorFlow cannot be imported (it is an optional PyPI package, installed by
 scripts/setup_python_checks.sh), so the caller can skip.
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-try:
-    import numpy as np
-    import tensorflow as tf
-except Exception as error:  # noqa: BLE001 - any import failure means "not available here"
-    print(f"tensorflow not available: {error}", file=sys.stderr)
-    sys.exit(77)
+from keras_support import Files, tf  # exits 77 where TensorFlow is absent
 
 
 def main():
-    directory = sys.argv[1]
+    files = Files(sys.argv[1])
     shape = tuple(int(d) for d in sys.argv[2].split(","))
     axis, momentum, epsilon = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
     center, scale = sys.argv[6] == "true", sys.argv[7] == "true"
     channels = shape[axis]
 
-    def read(name, dims):
-        return np.fromfile(f"{directory}/{name}.f32", dtype="<f4").reshape(dims)
-
-    def write(name, value):
-        np.asarray(value, dtype="<f4").tofile(f"{directory}/{name}.f32")
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
+    read, write = files.read, files.write
     layer = tf.keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon, center=center,
                                                scale=scale)
     layer.build(shape)

@@ -9,33 +9,19 @@ and beta flat in the order of Keras's parameter shape) and writes DIR/{y,dx,dgam
 call with its gradients for the upstream gradient dy. Exits 77 when TensorFlow cannot be imported
 (an optional PyPI package, installed by scripts/setup_python_checks.sh).
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-try:
-    import numpy as np
-    import tensorflow as tf
-except Exception as error:  # noqa: BLE001 - any import failure means "not available here"
-    print(f"tensorflow not available: {error}", file=sys.stderr)
-    sys.exit(77)
+from keras_support import Files, tf  # exits 77 where TensorFlow is absent
 
 
 def main():
-    directory, kind = sys.argv[1], sys.argv[2]
+    files, kind = Files(sys.argv[1]), sys.argv[2]
     shape = tuple(int(d) for d in sys.argv[3].split(","))
     axes = [int(a) for a in sys.argv[4].split(",")]
     groups, epsilon = int(sys.argv[5]), float(sys.argv[6])
     center, scale = sys.argv[7] == "true", sys.argv[8] == "true"
 
-    def read(name, dims):
-        return np.fromfile(f"{directory}/{name}.f32", dtype="<f4").reshape(dims)
-
-    def write(name, value):
-        np.asarray(value, dtype="<f4").tofile(f"{directory}/{name}.f32")
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
+    read, write = files.read, files.write
     if kind == "layer":
         layer = tf.keras.layers.LayerNormalization(axis=axes, epsilon=epsilon, center=center, scale=scale)
     else:
