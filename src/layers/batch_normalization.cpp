@@ -93,7 +93,7 @@ const Tensor& BatchNormalization::forward(const Tensor& x, bool training) {
                     x.shape_string(), shape.count_per_channel()));
   Tensor& y = y_.resize_like(x);
   x_ = x;
-  last_forward_training_ = batch_statistics;
+  last_forward_batch_statistics_ = batch_statistics;
   if (!batch_statistics) {
     kernels::batchnorm_forward_inference(shape, x.data(), moving_mean_.value.data(), moving_variance_.value.data(),
                                          gamma, beta, options_.epsilon, y.data());
@@ -128,7 +128,7 @@ const Tensor& BatchNormalization::backward(const Tensor& dy) {
   // whatever the model said (the kernels need at least one output).
   const bool skip_dx = !input_gradient_needed_ && (dgamma || dbeta);
   float* dx = skip_dx ? nullptr : dx_.resize_like(dy).data();
-  if (last_forward_training_)
+  if (last_forward_batch_statistics_)
     kernels::batchnorm_backward(shape, x_.data(), dy.data(), gamma, beta, saved_mean_.data(), saved_inv_std_.data(),
                                 dx, dgamma, dbeta);
   else
@@ -144,8 +144,8 @@ const Tensor& BatchNormalization::normalized_input() {
   const kernels::BatchNormShape shape = kernel_shape(x_.dim(0));
   Tensor& xhat = xhat_.resize_like(x_);
   // The inference kernel without gamma and beta is exactly (x - mean) / sqrt(variance + eps).
-  const float* mean = last_forward_training_ ? saved_mean_.data() : moving_mean_.value.data();
-  const float* variance = last_forward_training_ ? batch_variance_.data() : moving_variance_.value.data();
+  const float* mean = last_forward_batch_statistics_ ? saved_mean_.data() : moving_mean_.value.data();
+  const float* variance = last_forward_batch_statistics_ ? batch_variance_.data() : moving_variance_.value.data();
   kernels::batchnorm_forward_inference(shape, x_.data(), mean, variance, nullptr, nullptr, options_.epsilon,
                                        xhat.data());
   return xhat;

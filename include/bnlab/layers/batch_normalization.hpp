@@ -111,7 +111,7 @@ private:
   Tensor saved_inv_std_;  // (C) 1 / sqrt(batch_var + epsilon)
   Tensor batch_variance_; // (C) biased
   Tensor x_;
-  bool last_forward_training_ = false;
+  bool last_forward_batch_statistics_ = false;  // training, or inference without running statistics
   detail::BatchBuffer y_;
   detail::BatchBuffer dx_;
   detail::BatchBuffer xhat_;
